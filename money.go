@@ -44,7 +44,7 @@ func LookupCurrency(code string) (Currency, error) {
 			return c, nil
 		}
 	}
-	return Currency{}, fmt.Errorf("currency %q is not a known ISO 4217 code: %w", code, ErrUnsupported)
+	return Currency{}, &Error{Kind: ErrUnsupported, Msg: fmt.Sprintf("currency %q is not a known ISO 4217 code", code)}
 }
 
 // Amount is money in integer minor units of a currency: Amount{1250, CNY} is 12.50 yuan.
@@ -86,17 +86,17 @@ func FormatMinor(minor int64, digits int) string {
 func ParseDecimal(s string, digits int) (int64, error) {
 	whole, frac, _ := strings.Cut(s, ".")
 	if whole == "" && frac == "" {
-		return 0, fmt.Errorf("amount %q has no digits: %w", s, ErrInvalidInput)
+		return 0, Invalidf("amount %q has no digits", s)
 	}
 	for _, part := range []string{whole, frac} {
 		for _, r := range part {
 			if r < '0' || r > '9' {
-				return 0, fmt.Errorf("amount %q must be digits with at most one '.': %w", s, ErrInvalidInput)
+				return 0, Invalidf("amount %q must be digits with at most one '.'", s)
 			}
 		}
 	}
 	if len(frac) > digits {
-		return 0, fmt.Errorf("amount %q has %d decimals, the currency has %d: %w", s, len(frac), digits, ErrInvalidInput)
+		return 0, Invalidf("amount %q has %d decimals, the currency has %d", s, len(frac), digits)
 	}
 	frac += strings.Repeat("0", digits-len(frac))
 	if whole == "" {
@@ -104,7 +104,7 @@ func ParseDecimal(s string, digits int) (int64, error) {
 	}
 	v, err := strconv.ParseInt(whole+frac, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("amount %q is too large: %w", s, ErrInvalidInput)
+		return 0, Invalidf("amount %q is too large", s)
 	}
 	return v, nil
 }

@@ -6,7 +6,10 @@
 // cmd/ wires them together. Nothing here imports a subpackage.
 package posagent
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors that callers branch on with errors.Is. Subpackages wrap them with
 // context ("parse qr: tag 54 …: %w") rather than defining look-alikes.
@@ -19,3 +22,20 @@ var (
 	// not handle (an unknown currency, an unknown code format).
 	ErrUnsupported = errors.New("unsupported")
 )
+
+// Error is an error in the caller's input whose message stands on its own: it prints just
+// Msg, and errors.Is matches it with Kind (ErrInvalidInput or ErrUnsupported).
+type Error struct {
+	Kind error
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Unwrap returns the sentinel the error is of.
+func (e *Error) Unwrap() error { return e.Kind }
+
+// Invalidf returns an *Error of kind ErrInvalidInput with a formatted message.
+func Invalidf(format string, args ...any) error {
+	return &Error{Kind: ErrInvalidInput, Msg: fmt.Sprintf(format, args...)}
+}

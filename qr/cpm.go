@@ -77,6 +77,10 @@ func DecodeCPM(payload string) (*CPM, error) {
 	if err != nil {
 		return nil, err
 	}
+	if b[0] != byte(cpmTagFormat) {
+		// Say so before BER-TLV errors about whatever this is (an MPM payload is base64 too).
+		return nil, cpmNotCPM(b[0])
+	}
 	objs, err := decodeTLVWith(b, cpmOpaque)
 	if err != nil {
 		return nil, err
@@ -85,6 +89,10 @@ func DecodeCPM(payload string) (*CPM, error) {
 		return nil, err
 	}
 	return &CPM{Objects: objs}, nil
+}
+
+func cpmNotCPM(first byte) error {
+	return ruleErr("", 0, "a consumer-presented code begins with 85 (Payload Format Indicator); this one begins with byte %02X", first)
 }
 
 // cpmOpaque reports the tags DecodeCPM keeps opaque: the transparent templates.
@@ -217,11 +225,11 @@ func cpmTextValue(tag Tag, v []byte) (string, bool) {
 // cpmValidate applies the specification's rules to a decoded tree. Offsets are computed
 // from the (canonical) encoding, so they are those of the decoded binary.
 func cpmValidate(objs []TLV) error {
-	if len(objs) == 0 || objs[0].Tag != cpmTagFormat {
-		if len(objs) == 0 {
-			return ruleErr(cpmTagFormat.String(), -1, "missing: a payload begins with 85 (Payload Format Indicator)")
-		}
-		return ruleErr(objs[0].Tag.String(), 0, "a payload begins with 85 (Payload Format Indicator), not %s", objs[0].Tag)
+	if len(objs) == 0 {
+		return ruleErr(cpmTagFormat.String(), -1, "missing: a payload begins with 85 (Payload Format Indicator)")
+	}
+	if first := byte(objs[0].Tag >> (8 * (len(objs[0].Tag.Bytes()) - 1))); first != byte(cpmTagFormat) {
+		return cpmNotCPM(first)
 	}
 	if err := cpmShape(objs[0], nil, 0); err != nil {
 		return err

@@ -61,6 +61,20 @@ type Warning struct {
 	Message string `json:"message"`
 }
 
+// MarshalJSON leaves out the offset when it is unknown (a missing data object).
+func (w Warning) MarshalJSON() ([]byte, error) {
+	type plain struct {
+		ID      string `json:"id,omitempty"`
+		Offset  *int   `json:"offset,omitempty"`
+		Message string `json:"message"`
+	}
+	p := plain{ID: w.ID, Message: w.Message}
+	if w.Offset >= 0 {
+		p.Offset = &w.Offset
+	}
+	return json.Marshal(p)
+}
+
 func (w Warning) String() string {
 	return (&ParseError{ID: w.ID, Offset: w.Offset, Msg: w.Message}).Error()
 }

@@ -190,5 +190,11 @@ func invalid(err error) error {
 	if errors.Is(err, posagent.ErrInvalidInput) {
 		return err
 	}
-	return fmt.Errorf("%w: %w", err, posagent.ErrInvalidInput)
+	return &inputError{err}
 }
+
+// inputError marks err as invalid input (exit status 1) without changing its message.
+type inputError struct{ err error }
+
+func (e *inputError) Error() string   { return e.err.Error() }
+func (e *inputError) Unwrap() []error { return []error{e.err, posagent.ErrInvalidInput} }

@@ -1,0 +1,226 @@
+package qr
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/posagent/posagent/qr/internal/distort"
+)
+
+// corpusFrames renders n frames (seeds 1..n) of code at one distortion level.
+func corpusFrames(code *Code, lvl distort.Level, n int) []image.Image {
+	frames := make([]image.Image, n)
+	for i := range frames {
+		frames[i] = distort.Frame(code, lvl.Spec, uint64(i+1))
+	}
+	return frames
+}
+
+// corpusResult is how decoders fared on the frames of one distortion level.
+type corpusResult struct {
+	class, level string
+	n            int
+	ours         int            // frames our decoder read correctly
+	zbar         int            // frames zbarimg read correctly, when zbarRan
+	zbarRan      bool           //
+	attempts     map[string]int // which of our attempts read the frames
+	oursTime     time.Duration  // our decoder's total time
+}
+
+// decodeFrames runs our decoder over frames and counts the correct reads.
+func decodeFrames(frames []image.Image, want string) (ok int, attempts map[string]int) {
+	attempts = map[string]int{}
+	for _, f := range frames {
+		text, name, err := decodeImage(f)
+		switch {
+		case err != nil:
+			attempts["(none)"]++
+		case text == want:
+			ok++
+			attempts[name]++
+		default:
+			attempts["(wrong text)"]++
+		}
+	}
+	return ok, attempts
+}
+
+// zbarFrames writes frames as PNG files in dir and counts those zbarimg reads correctly,
+// running zbarimg once for the whole batch.
+func zbarFrames(tb testing.TB, zbar, dir, prefix string, frames []image.Image, want string) int {
+	tb.Helper()
+	paths := make([]string, len(frames))
+	for i, f := range frames {
+		paths[i] = filepath.Join(dir, fmt.Sprintf("%s-%03d.png", prefix, i+1))
+		writeTestPNG(tb, paths[i], f)
+	}
+	got := zbarDecodeBatch(tb, zbar, paths)
+	ok := 0
+	for _, p := range paths {
+		if got[p] == want {
+			ok++
+		}
+	}
+	return ok
+}
+
+// corpusCode is what every distorted frame shows: a typical EMV merchant-presented code.
+func corpusCode(tb testing.TB) *Code {
+	tb.Helper()
+	c, err := Encode(payloadEMVASCII, EncodeOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// TestDistortionReport prints, for every class and strength of the distortion corpus, how
+// many frames our decoder and zbarimg read. It only runs with POSAGENT_REPORT=1:
+//
+//	POSAGENT_REPORT=1 go test ./qr -run TestDistortionReport -v
+//
+// POSAGENT_REPORT_N sets the number of frames per strength (default 20).
+func TestDistortionReport(t *testing.T) {
+	if os.Getenv("POSAGENT_REPORT") != "1" {
+		t.Skip("set POSAGENT_REPORT=1 (and -v) to print the distortion report")
+	}
+	n := 20
+	if s := os.Getenv("POSAGENT_REPORT_N"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 {
+			t.Fatalf("POSAGENT_REPORT_N=%q: want a positive number", s)
+		}
+		n = v
+	}
+	zbar := zbarPath()
+	dir := t.TempDir()
+	code := corpusCode(t)
+	var results []corpusResult
+	for _, class := range distort.Classes() {
+		for _, lvl := range class.Levels {
+			frames := corpusFrames(code, lvl, n)
+			r := corpusResult{class: class.Name, level: lvl.Name, n: n}
+			start := time.Now()
+			r.ours, r.attempts = decodeFrames(frames, code.Text)
+			r.oursTime = time.Since(start)
+			if zbar != "" {
+				r.zbar, r.zbarRan = zbarFrames(t, zbar, dir, class.Name+"-"+lvl.Name, frames, code.Text), true
+			}
+			results = append(results, r)
+		}
+	}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "frames: %d×%d, EMV MPM payload %d chars, version %d, level %s, %d per strength\n\n",
+		distort.Width, distort.Height, len(code.Text), code.Version, code.Level, n)
+	writeReport(&buf, results)
+	t.Log("\n" + buf.String())
+}
+
+func writeReport(w io.Writer, results []corpusResult) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "distortion\tours ok/N\tzbarimg ok/N\tours ms/frame\tour attempts that read it")
+	for _, r := range results {
+		zb := "-"
+		if r.zbarRan {
+			zb = fmt.Sprintf("%d/%d", r.zbar, r.n)
+		}
+		var names []string
+		for name := range r.attempts {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		var parts []string
+		for _, name := range names {
+			parts = append(parts, fmt.Sprintf("%s:%d", name, r.attempts[name]))
+		}
+		fmt.Fprintf(tw, "%s/%s\t%d/%d\t%s\t%.1f\t%s\n", r.class, r.level, r.ours, r.n, zb,
+			float64(r.oursTime.Microseconds())/1000/float64(r.n), strings.Join(parts, " "))
+	}
+	tw.Flush()
+}
+
+// BenchmarkEncode measures rendering: Encode and a PNG, as `posagent qr mpm --png` does.
+func BenchmarkEncode(b *testing.B) {
+	for _, bc := range []struct{ name, text string }{
+		{"emv-ascii", payloadEMVASCII},
+		{"emv-chinese", payloadEMVChinese},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				c, err := Encode(bc.text, EncodeOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := c.WritePNG(io.Discard, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeFrame measures one 640×480 camera frame, clean and distorted.
+func BenchmarkDecodeFrame(b *testing.B) {
+	code := corpusCode(b)
+	for _, bc := range []struct {
+		name string
+		spec distort.Spec
+	}{
+		{"clean", distort.Spec{}},
+		{"distorted", distort.Spec{Module: 2.5, Rotate: 20, Keystone: 0.2, Blur: 0.8, Noise: 12, Light: 0.4}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			frame := distort.Frame(code, bc.spec, 1)
+			if _, err := DecodeImage(frame); err != nil {
+				b.Fatalf("the benchmark frame does not decode: %v", err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := DecodeImage(frame); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeDistortion runs our decoder over benchDistortionFrames seeded frames of
+// every distortion class and strength. It reports the success rate (ok%) and, when
+// zbarimg is installed, zbarimg's on the same frames (zbar-ok%); ns/op is the time for
+// all the frames of one strength.
+func BenchmarkDecodeDistortion(b *testing.B) {
+	const benchDistortionFrames = 20
+	code := corpusCode(b)
+	zbar := zbarPath()
+	dir := b.TempDir()
+	for _, class := range distort.Classes() {
+		b.Run(class.Name, func(b *testing.B) {
+			for _, lvl := range class.Levels {
+				b.Run(lvl.Name, func(b *testing.B) {
+					frames := corpusFrames(code, lvl, benchDistortionFrames)
+					b.ResetTimer()
+					var ok int
+					for i := 0; i < b.N; i++ {
+						ok, _ = decodeFrames(frames, code.Text)
+					}
+					b.StopTimer()
+					b.ReportMetric(100*float64(ok)/float64(len(frames)), "ok%")
+					if zbar != "" {
+						zok := zbarFrames(b, zbar, dir, class.Name+"-"+lvl.Name, frames, code.Text)
+						b.ReportMetric(100*float64(zok)/float64(len(frames)), "zbar-ok%")
+					}
+				})
+			}
+		})
+	}
+}
