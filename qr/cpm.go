@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // EMVCo consumer-presented mode (EMV QRCPS CPM v1.0/v1.1): the code a wallet app shows and
@@ -117,8 +119,8 @@ func EncodeCPM(c *CPM) (string, error) {
 
 // cpmBase64 decodes the payload, refusing anything but the standard alphabet.
 func cpmBase64(payload string) ([]byte, error) {
-	lead := len(payload) - len(strings.TrimLeft(payload, " \t\r\n"))
 	s := strings.TrimSpace(payload)
+	lead := utf8.RuneCountInString(payload[:len(payload)-len(strings.TrimLeftFunc(payload, unicode.IsSpace))])
 	if s == "" {
 		return nil, malformed("", -1, "empty payload")
 	}
@@ -137,7 +139,8 @@ func cpmBase64(payload string) ([]byte, error) {
 		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
 			return nil, malformed("", lead+i, "base64: whitespace inside the payload")
 		default:
-			return nil, malformed("", lead+i, "base64: %q is not a base64 character", c)
+			r, _ := utf8.DecodeRuneInString(s[i:])
+			return nil, malformed("", lead+i, "base64: %q is not a base64 character", r)
 		}
 	}
 	enc := base64.RawStdEncoding.Strict()
@@ -150,6 +153,9 @@ func cpmBase64(payload string) ([]byte, error) {
 		enc = base64.StdEncoding.Strict()
 	}
 	b, err := enc.DecodeString(s)
+	if err == nil && len(b) == 0 {
+		err = errors.New("no data")
+	}
 	if err != nil {
 		var ce base64.CorruptInputError
 		if errors.As(err, &ce) {
@@ -225,10 +231,13 @@ func cpmTextValue(tag Tag, v []byte) (string, bool) {
 // cpmValidate applies the specification's rules to a decoded tree. Offsets are computed
 // from the (canonical) encoding, so they are those of the decoded binary.
 func cpmValidate(objs []TLV) error {
+	if err := tlvBounds(objs); err != nil {
+		return err
+	}
 	if len(objs) == 0 {
 		return ruleErr(cpmTagFormat.String(), -1, "missing: a payload begins with 85 (Payload Format Indicator)")
 	}
-	if first := byte(objs[0].Tag >> (8 * (len(objs[0].Tag.Bytes()) - 1))); first != byte(cpmTagFormat) {
+	if first := append(objs[0].Tag.Bytes(), 0)[0]; first != byte(cpmTagFormat) {
 		return cpmNotCPM(first)
 	}
 	if err := cpmShape(objs[0], nil, 0); err != nil {
@@ -274,7 +283,7 @@ func cpmValidate(objs []TLV) error {
 
 // cpmShape checks that o is represented the way DecodeCPM would produce it, so that the
 // tree re-encodes to bytes that decode to the same tree: constructed objects have Children,
-// except the transparent templates, which are opaque.
+// except the transparent templates, which are opaque. The tree is within tlvBounds.
 func cpmShape(o TLV, path []Tag, off int) error {
 	here := append(path[:len(path):len(path)], o.Tag)
 	opaque := cpmOpaque(o.Tag)
@@ -290,9 +299,6 @@ func cpmShape(o TLV, path []Tag, off int) error {
 	}
 	if o.Children != nil && len(o.Value) > 0 {
 		return malformed(tlvPath(here), off, "a template has either a value or data objects, not both")
-	}
-	if len(here) > MaxTLVDepth {
-		return malformed(tlvPath(here), off, "templates nested deeper than %d levels", MaxTLVDepth)
 	}
 	child := off + tlvSize(o) - tlvContentSize(o)
 	for _, c := range o.Children {
@@ -414,10 +420,7 @@ func cpmIsAlnum(c byte) bool {
 // D, expiry YYMM, service code, discretionary data, one F to fill the last byte) into the
 // PAN and the expiry, or says what is wrong with it.
 func cpmParseTrack2(v []byte) (pan, expiry, problem string) {
-	s := strings.ToUpper(hex.EncodeToString(v))
-	if strings.HasSuffix(s, "F") {
-		s = s[:len(s)-1]
-	}
+	s := strings.TrimSuffix(strings.ToUpper(hex.EncodeToString(v)), "F")
 	pan, rest, ok := strings.Cut(s, "D")
 	if !ok {
 		return "", "", "Track 2 Equivalent Data has no field separator D"

@@ -53,7 +53,7 @@ func tl(tag string, values ...string) string {
 }
 
 const (
-	pfi  = "85 05 4350563031"     // CPV01
+	pfi  = "85 05 4350563031"           // CPV01
 	app1 = "61 09 4F 07 A0000000555555" // the smallest valid Application Template
 )
 
@@ -275,6 +275,7 @@ func TestDecodeCPM_errors(t *testing.T) {
 		{"empty", "", ErrMalformed, "", -1, "empty payload"},
 		{"blank", " \r\n", ErrMalformed, "", -1, "empty payload"},
 		{"bad character", "hQVD*UFYwMQ==", ErrMalformed, "", 4, `'*' is not a base64 character`},
+		{"non-ASCII", "\u3000hQVD中UFYwMQ==", ErrMalformed, "", 5, `'中' is not a base64 character`},
 		{"URL-safe", "  hQVDUFYw-Q==", ErrMalformed, "", 10, "URL-safe base64"},
 		{"URL-safe underscore", "hQ_D", ErrMalformed, "", 2, "URL-safe base64"},
 		{"inner whitespace", "hQVD UFYwMQ==", ErrMalformed, "", 4, "whitespace inside the payload"},
@@ -391,7 +392,7 @@ func TestDecodeCPM_errorText(t *testing.T) {
 func TestEncodeCPM_refusesWhatDecodeRefuses(t *testing.T) {
 	payloads := []string{
 		b64(t, app1),
-		b64(t, "85 05 4350563032" + app1),
+		b64(t, "85 05 4350563032"+app1),
 		b64(t, pfi),
 		b64(t, pfi+app1+app1+app1),
 		b64(t, pfi+"61 0A 50 08 50726F6475637431"),
@@ -420,6 +421,11 @@ func TestEncodeCPM_refusesWhatDecodeRefuses(t *testing.T) {
 func TestEncodeCPM_errors(t *testing.T) {
 	pf := TLV{Tag: 0x85, Value: []byte("CPV01")}
 	adf := TLV{Tag: 0x4F, Value: unhex(t, "A0000000555555")}
+	cyclic := []TLV{pf, {Tag: 0x61}}
+	cyclic[1].Children = cyclic[1:]
+	wide := []TLV{pf, {Tag: 0x61}}
+	wide[1].Children = []TLV{adf, wide[1], wide[1], wide[1]}
+	wide[1].Children[1].Children = wide[1].Children
 	tests := []struct {
 		name   string
 		in     *CPM
@@ -429,6 +435,10 @@ func TestEncodeCPM_errors(t *testing.T) {
 		msg    string
 	}{
 		{"nil", nil, ErrRule, "", -1, "no consumer-presented code"},
+		{"zero tag first", &CPM{Objects: []TLV{{Tag: 0}}}, ErrRule, "", 0, "begins with byte 00"},
+		{"cyclic", &CPM{Objects: cyclic}, ErrMalformed, "61.61.61.61.61.61.61.61", -1, "nested deeper than 8 levels"},
+		{"cyclic and wide", &CPM{Objects: wide}, ErrMalformed, "61.61.61.61.61.61.61.61", -1, "nested deeper than 8 levels"},
+		{"too many objects", &CPM{Objects: append([]TLV{pf}, make([]TLV, MaxPayload/2)...)}, ErrMalformed, "", -1, "more than 2048 data objects"},
 		{"empty", &CPM{}, ErrRule, "85", -1, "missing"},
 		{"opaque application template", &CPM{Objects: []TLV{pf, {Tag: 0x61, Value: unhex(t, "4F 07 A0000000555555")}}},
 			ErrMalformed, "61", 7, "must be given as Children"},

@@ -10,6 +10,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"math"
 	"os"
 
 	"github.com/makiuchi-d/gozxing"
@@ -195,6 +196,30 @@ func (v *variants) get(name string) *gray {
 		if u := v.get("up2"); u != nil {
 			g = u.inverted()
 		}
+	case "highlight24":
+		g = v.base.highlight(24)
+	case "highlight48":
+		g = v.base.highlight(48)
+	case "highlight80":
+		g = v.base.highlight(80)
+	case "sharpened":
+		g = v.base.sharpened(1.5, 1.5)
+	case "sharpened2":
+		g = v.base.sharpened(2.5, 2)
+	case "blur1":
+		g = v.base.blurred(1)
+	case "up3":
+		if max(v.base.w, v.base.h) <= upscaleSide {
+			g = v.base.upscaled(3)
+		}
+	case "up2-sharpened":
+		if u := v.get("up2"); u != nil {
+			g = u.sharpened(2, 1.5)
+		}
+	case "inverted-median":
+		g = v.get("median").inverted()
+	case "median-median":
+		g = v.get("median").median3()
 	default:
 		panic("qr: unknown image variant " + name)
 	}
@@ -462,6 +487,82 @@ func (g *gray) downscaled(k int) *gray {
 			}
 			out.pix[oy*out.w+ox] = uint8((sum + n/2) / n)
 		}
+	}
+	return out
+}
+
+// highlight maps the d grey levels below the 99th percentile (the paper) to 0–255 and
+// everything darker to black: a faded code on bright paper gets its contrast back, and a
+// dark surrounding stops pulling the local thresholds down.
+func (g *gray) highlight(d int) *gray {
+	var hist [256]int
+	for _, v := range g.pix {
+		hist[v]++
+	}
+	cut := len(g.pix) / 100
+	hi := 255
+	for n := 0; hi > 0; hi-- {
+		if n += hist[hi]; n > cut {
+			break
+		}
+	}
+	lo := hi - d
+	if lo < 0 {
+		return nil
+	}
+	var lut [256]uint8
+	for i := range lut {
+		lut[i] = uint8(min(max((i-lo)*255/d, 0), 255))
+	}
+	out := newGray(g.w, g.h)
+	for i, v := range g.pix {
+		out.pix[i] = lut[v]
+	}
+	return out
+}
+
+// blurred applies a separable gaussian blur of the given sigma.
+func (g *gray) blurred(sigma float64) *gray {
+	r := int(math.Ceil(2.5 * sigma))
+	k := make([]int32, 2*r+1)
+	var sum int32
+	for i := -r; i <= r; i++ {
+		k[i+r] = int32(math.Round(1024 * math.Exp(-float64(i*i)/(2*sigma*sigma))))
+		sum += k[i+r]
+	}
+	tmp := make([]int32, g.w*g.h)
+	for y := 0; y < g.h; y++ {
+		row := g.pix[y*g.w : (y+1)*g.w]
+		for x := 0; x < g.w; x++ {
+			var acc int32
+			for i := -r; i <= r; i++ {
+				acc += k[i+r] * int32(row[min(max(x+i, 0), g.w-1)])
+			}
+			tmp[y*g.w+x] = acc
+		}
+	}
+	out := newGray(g.w, g.h)
+	for y := 0; y < g.h; y++ {
+		for x := 0; x < g.w; x++ {
+			var acc int64
+			for i := -r; i <= r; i++ {
+				acc += int64(k[i+r]) * int64(tmp[min(max(y+i, 0), g.h-1)*g.w+x])
+			}
+			out.pix[y*g.w+x] = uint8(acc / (int64(sum) * int64(sum)))
+		}
+	}
+	return out
+}
+
+// sharpened is an unsharp mask: it restores the module edges of a slightly out-of-focus
+// code.
+func (g *gray) sharpened(sigma, amount float64) *gray {
+	b := g.blurred(sigma)
+	out := newGray(g.w, g.h)
+	a := int(amount * 256)
+	for i, v := range g.pix {
+		d := (int(v) - int(b.pix[i])) * a / 256
+		out.pix[i] = uint8(min(max(int(v)+d, 0), 255))
 	}
 	return out
 }

@@ -160,8 +160,7 @@ func ParseMPM(payload string, mode Mode) (*MPM, error) {
 	if !utf8.ValidString(payload) {
 		return nil, malformed("", byteToCharOffset(payload, firstInvalidUTF8(payload)), "payload is not valid UTF-8")
 	}
-	runes := []rune(payload)
-	objs, err := tokenize(runes, 0, "", true)
+	objs, err := tokenize(payload, 0, "", true)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +189,7 @@ func ParseMPM(payload string, mode Mode) (*MPM, error) {
 	}
 
 	var rules []*ParseError
-	if n := len(runes); n > maxMPMChars {
+	if n := utf8.RuneCountInString(payload); n > maxMPMChars {
 		rules = append(rules, ruleErr("", -1, "payload is %d characters, more than the %d EMV allows", n, maxMPMChars))
 	}
 	if last.Value != want {
@@ -209,42 +208,48 @@ func ParseMPM(payload string, mode Mode) (*MPM, error) {
 	return m, nil
 }
 
-// tokenize splits runes[...] into data objects. base is the character offset of runes[0] in
-// the payload, parent the enclosing template's ID ("" at the top level). At the top level,
-// template IDs are parsed into nested objects; nesting stops there. Duplicate IDs at one
-// level are refused.
-func tokenize(runes []rune, base int, parent string, top bool) ([]Object, error) {
-	objs := []Object{}
-	seen := map[string]bool{}
-	for i := 0; i < len(runes); {
-		off := base + i
-		if len(runes)-i < 4 {
-			return nil, malformed(parent, off, "truncated data object: %q is too short for a 2-digit ID and a 2-digit length", string(runes[i:]))
+// tokenize splits s into data objects. base is the character offset of s in the payload,
+// parent the enclosing template's ID ("" at the top level). At the top level, template IDs
+// are parsed into nested objects; nesting stops there. Duplicate IDs at one level are
+// refused. Values are substrings of s: tokenizing allocates only the object slices.
+func tokenize(s string, base int, parent string, top bool) ([]Object, error) {
+	objs := make([]Object, 0, 16)
+	var seen [100]bool
+	chars := 0 // characters consumed, for offsets
+	for i := 0; i < len(s); {
+		off := base + chars
+		if len(s)-i < 4 || !isASCII4(s[i:]) {
+			rest := s[i:]
+			if utf8.RuneCountInString(rest) < 4 {
+				return nil, malformed(parent, off, "truncated data object: %q is too short for a 2-digit ID and a 2-digit length", rest)
+			}
 		}
-		id := string(runes[i : i+2])
-		path := joinPath(parent, id)
+		id, lenStr := s[i:i+2], s[i+2:i+4]
 		if idNum(id) < 0 {
-			return nil, malformed(parent, off, "data object ID %q must be two digits", id)
+			return nil, malformed(parent, off, "data object ID %q must be two digits", firstChars(s[i:], 2))
 		}
-		lenStr := string(runes[i+2 : i+4])
+		path := joinPath(parent, id)
 		n := idNum(lenStr)
 		if n < 0 {
-			return nil, malformed(path, off, "length %q must be two digits", lenStr)
+			return nil, malformed(path, off, "length %q must be two digits", firstChars(s[i+2:], 2))
 		}
-		if i+4+n > len(runes) {
-			return nil, malformed(path, off, "length %02d runs past the end of the payload (%d characters left)", n, len(runes)-i-4)
+		start := i + 4
+		end, ok := advanceChars(s, start, n)
+		if !ok {
+			return nil, malformed(path, off, "length %02d runs past the end of the payload (%d characters left)", n, utf8.RuneCountInString(s[start:]))
 		}
-		if seen[id] {
+		num := idNum(id)
+		if seen[num] {
 			return nil, malformed(path, off, "duplicate data object: ID %s appears twice", id)
 		}
-		seen[id] = true
-		o := Object{ID: id, Value: string(runes[i+4 : i+4+n]), Offset: off}
+		seen[num] = true
+		o := Object{ID: id, Value: s[start:end], Offset: off}
 		if top && isTemplateID(id) {
-			children, err := tokenize(runes[i+4:i+4+n], off+4, id, false)
+			children, err := tokenize(s[start:end], off+4, id, false)
 			switch {
 			case err == nil:
 				o.Objects, o.Value = children, ""
-			case idNum(id) < 80:
+			case num < 80:
 				return nil, err
 			}
 			// The format of unreserved templates (80–99) is defined by the parties that use
@@ -253,9 +258,41 @@ func tokenize(runes []rune, base int, parent string, top bool) ([]Object, error)
 			// violation, so Strict refuses it and Lenient warns.
 		}
 		objs = append(objs, o)
-		i += 4 + n
+		chars += 4 + n
+		i = end
 	}
 	return objs, nil
+}
+
+// isASCII4 reports whether the first four bytes of s are ASCII.
+func isASCII4(s string) bool {
+	return len(s) >= 4 && s[0]|s[1]|s[2]|s[3] < utf8.RuneSelf
+}
+
+// advanceChars returns the byte index n characters after start in s.
+func advanceChars(s string, start, n int) (int, bool) {
+	j := start
+	for range n {
+		if j >= len(s) {
+			return 0, false
+		}
+		if s[j] < utf8.RuneSelf {
+			j++
+			continue
+		}
+		_, size := utf8.DecodeRuneInString(s[j:])
+		j += size
+	}
+	return j, true
+}
+
+// firstChars returns up to n characters of s, for messages.
+func firstChars(s string, n int) string {
+	end, ok := advanceChars(s, 0, n)
+	if !ok {
+		return s
+	}
+	return s[:end]
 }
 
 func joinPath(parent, id string) string {

@@ -247,6 +247,9 @@ func tlvAppendLength(b []byte, length int) []byte {
 // Children is opaque: its Value is written as it is, and it is the caller's business that
 // it holds well-formed data objects.
 func EncodeTLV(objs []TLV) ([]byte, error) {
+	if err := tlvBounds(objs); err != nil {
+		return nil, err
+	}
 	b, err := tlvEncode(nil, objs, nil)
 	if err != nil {
 		return nil, err
@@ -274,8 +277,6 @@ func tlvEncode(b []byte, objs []TLV, path []Tag) ([]byte, error) {
 			return nil, malformed(id, off, "a primitive tag cannot hold data objects")
 		case len(o.Value) > 0:
 			return nil, malformed(id, off, "a template has either a value or data objects, not both")
-		case len(here) >= MaxTLVDepth:
-			return nil, malformed(id, off, "templates nested deeper than %d levels", MaxTLVDepth)
 		default:
 			inner, err := tlvEncode(nil, o.Children, here)
 			if err != nil {
@@ -290,6 +291,33 @@ func tlvEncode(b []byte, objs []TLV, path []Tag) ([]byte, error) {
 		}
 	}
 	return b, nil
+}
+
+// tlvBounds refuses a tree that could not be encoded within MaxTLVDepth and MaxPayload
+// before anything walks it whole: one built in memory may be huge, or even cyclic. It visits
+// at most MaxPayload/2 data objects (each takes at least two bytes) and MaxTLVDepth levels.
+func tlvBounds(objs []TLV) error {
+	budget := MaxPayload / 2
+	var walk func(objs []TLV, path []Tag) error
+	walk = func(objs []TLV, path []Tag) error {
+		for _, o := range objs {
+			if budget--; budget < 0 {
+				return malformed(tlvPath(path), -1, "more than %d data objects cannot fit in %d bytes", MaxPayload/2, MaxPayload)
+			}
+			if o.Children == nil {
+				continue
+			}
+			here := append(path[:len(path):len(path)], o.Tag)
+			if len(here) >= MaxTLVDepth {
+				return malformed(tlvPath(here), -1, "templates nested deeper than %d levels", MaxTLVDepth)
+			}
+			if err := walk(o.Children, here); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(objs, nil)
 }
 
 // tlvSize is the encoded size of o (Value, or Children when present).
