@@ -159,7 +159,7 @@ func cpmBase64(payload string) ([]byte, error) {
 	if err != nil {
 		var ce base64.CorruptInputError
 		if errors.As(err, &ce) {
-			return nil, malformed("", lead+int(ce), "base64: truncated or not canonical (unused bits set) at character %d", lead+int(ce))
+			return nil, malformed("", lead+int(ce), "base64: truncated, or not canonical (unused bits set)")
 		}
 		return nil, malformed("", -1, "base64: %v", err)
 	}

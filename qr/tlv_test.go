@@ -12,7 +12,7 @@ import (
 )
 
 // unhex decodes hex written with spaces for readability.
-func unhex(t testing.TB, s string) []byte {
+func tlvHex(t testing.TB, s string) []byte {
 	t.Helper()
 	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
 	if err != nil {
@@ -22,7 +22,7 @@ func unhex(t testing.TB, s string) []byte {
 }
 
 // nested returns n constructed 70 templates inside one another around inner.
-func nested(n int, inner []byte) []byte {
+func tlvNested(n int, inner []byte) []byte {
 	b := inner
 	for i := 0; i < n; i++ {
 		b = append(append([]byte{0x70}, tlvAppendLength(nil, len(b))...), b...)
@@ -30,7 +30,7 @@ func nested(n int, inner []byte) []byte {
 	return b
 }
 
-func TestTag(t *testing.T) {
+func TestTLV_Tag(t *testing.T) {
 	tests := []struct {
 		tag         Tag
 		str         string
@@ -75,18 +75,18 @@ func TestDecodeTLV(t *testing.T) {
 		want []TLV
 	}{
 		{"nothing", nil, []TLV{}},
-		{"primitive", unhex(t, "85 05 4350563031"), []TLV{{Tag: 0x85, Value: []byte("CPV01")}}},
-		{"empty value is nil", unhex(t, "9F02 00"), []TLV{{Tag: 0x9F02}}},
-		{"two-byte tag", unhex(t, "9F36 02 0001"), []TLV{{Tag: 0x9F36, Value: []byte{0, 1}}}},
-		{"three-byte tag", unhex(t, "DF8101 01 FF"), []TLV{{Tag: 0xDF8101, Value: []byte{0xFF}}}},
-		{"length 81", append(unhex(t, "9F10 81 C8"), long...), []TLV{{Tag: 0x9F10, Value: long}}},
-		{"length 82", append(unhex(t, "9F10 82 012C"), longer...), []TLV{{Tag: 0x9F10, Value: longer}}},
-		{"length 127 short form", append(unhex(t, "50 7F"), long[:127]...), []TLV{{Tag: 0x50, Value: long[:127]}}},
-		{"length 128 long form", append(unhex(t, "50 81 80"), long[:128]...), []TLV{{Tag: 0x50, Value: long[:128]}}},
-		{"empty template", unhex(t, "61 00"), []TLV{{Tag: 0x61, Children: []TLV{}}}},
+		{"primitive", tlvHex(t, "85 05 4350563031"), []TLV{{Tag: 0x85, Value: []byte("CPV01")}}},
+		{"empty value is nil", tlvHex(t, "9F02 00"), []TLV{{Tag: 0x9F02}}},
+		{"two-byte tag", tlvHex(t, "9F36 02 0001"), []TLV{{Tag: 0x9F36, Value: []byte{0, 1}}}},
+		{"three-byte tag", tlvHex(t, "DF8101 01 FF"), []TLV{{Tag: 0xDF8101, Value: []byte{0xFF}}}},
+		{"length 81", append(tlvHex(t, "9F10 81 C8"), long...), []TLV{{Tag: 0x9F10, Value: long}}},
+		{"length 82", append(tlvHex(t, "9F10 82 012C"), longer...), []TLV{{Tag: 0x9F10, Value: longer}}},
+		{"length 127 short form", append(tlvHex(t, "50 7F"), long[:127]...), []TLV{{Tag: 0x50, Value: long[:127]}}},
+		{"length 128 long form", append(tlvHex(t, "50 81 80"), long[:128]...), []TLV{{Tag: 0x50, Value: long[:128]}}},
+		{"empty template", tlvHex(t, "61 00"), []TLV{{Tag: 0x61, Children: []TLV{}}}},
 		{
 			"nested templates",
-			unhex(t, "61 0B 4F 02 A000 70 05 9F27 02 8001 50 00"),
+			tlvHex(t, "61 0B 4F 02 A000 70 05 9F27 02 8001 50 00"),
 			[]TLV{
 				{Tag: 0x61, Children: []TLV{
 					{Tag: 0x4F, Value: []byte{0xA0, 0x00}},
@@ -98,10 +98,10 @@ func TestDecodeTLV(t *testing.T) {
 		{
 			// DecodeTLV keeps nothing opaque: the CPM transparent template is decoded too.
 			"transparent template decoded",
-			unhex(t, "63 04 9F27 01 80"),
+			tlvHex(t, "63 04 9F27 01 80"),
 			[]TLV{{Tag: 0x63, Children: []TLV{{Tag: 0x9F27, Value: []byte{0x80}}}}},
 		},
-		{"deepest nesting", nested(MaxTLVDepth-1, unhex(t, "5A 01 12")), func() []TLV {
+		{"deepest nesting", tlvNested(MaxTLVDepth-1, tlvHex(t, "5A 01 12")), func() []TLV {
 			leaf := []TLV{{Tag: 0x5A, Value: []byte{0x12}}}
 			for i := 0; i < MaxTLVDepth-1; i++ {
 				leaf = []TLV{{Tag: 0x70, Children: leaf}}
@@ -130,7 +130,7 @@ func TestDecodeTLV(t *testing.T) {
 }
 
 func TestDecodeTLV_valuesDoNotAliasInput(t *testing.T) {
-	in := unhex(t, "50 02 4142 50 02 4344")
+	in := tlvHex(t, "50 02 4142 50 02 4344")
 	got, err := DecodeTLV(in)
 	if err != nil {
 		t.Fatal(err)
@@ -153,24 +153,24 @@ func TestDecodeTLV_errors(t *testing.T) {
 		offset int
 		msg    string
 	}{
-		{"truncated tag", unhex(t, "9F"), "", 0, "truncated: tag 9F… runs past the end of its input"},
-		{"truncated tag in template", unhex(t, "61 01 9F 26"), "61", 2, "truncated: tag 9F… runs past the end of its template 61"},
-		{"tag too long", unhex(t, "9F FF FF FF 01 00"), "", 0, "longer than 4 bytes"},
-		{"no length", unhex(t, "5A"), "5A", 0, "truncated: no length after the tag"},
-		{"indefinite length", unhex(t, "61 80 4F 01 A0 00 00"), "61", 0, "indefinite length (80) is not allowed"},
-		{"four length bytes", unhex(t, "5A 84 00 00 00 01 12"), "5A", 0, "more than 3 length bytes"},
-		{"reserved length byte", unhex(t, "5A FF"), "5A", 0, "more than 3 length bytes"},
-		{"truncated length", unhex(t, "5A 82 01"), "5A", 0, "truncated: length field 82 needs 2 more bytes"},
-		{"non-minimal 81", unhex(t, "5A 81 01 12"), "5A", 0, "length 1 is not minimally encoded (8101)"},
-		{"non-minimal 82", unhex(t, "5A 82 0001 12"), "5A", 0, "not minimally encoded"},
-		{"non-minimal 83", unhex(t, "5A 83 000001 12"), "5A", 0, "not minimally encoded"},
-		{"value past end", unhex(t, "85 05 43505630"), "85", 0, "length 5 runs past the end of its input (4 bytes left)"},
-		{"value past template end", unhex(t, "61 03 5A 05 12 34 56 78"), "61.5A", 2, "runs past the end of its template 61 (1 bytes left)"},
-		{"trailing garbage", unhex(t, "85 05 4350563031 9F"), "", 7, "truncated"},
-		{"trailing length-only", unhex(t, "85 05 4350563031 5A 03 12"), "5A", 7, "runs past the end"},
-		{"padding byte", unhex(t, "85 05 4350563031 00 00"), "", 7, "00 is not a tag"},
-		{"padding in template", unhex(t, "61 02 00 00"), "61", 2, "00 is not a tag"},
-		{"too deep", nested(MaxTLVDepth, nil), "70.70.70.70.70.70.70.70", 14, "nested deeper than 8 levels"},
+		{"truncated tag", tlvHex(t, "9F"), "", 0, "truncated: tag 9F… runs past the end of its input"},
+		{"truncated tag in template", tlvHex(t, "61 01 9F 26"), "61", 2, "truncated: tag 9F… runs past the end of its template 61"},
+		{"tag too long", tlvHex(t, "9F FF FF FF 01 00"), "", 0, "longer than 4 bytes"},
+		{"no length", tlvHex(t, "5A"), "5A", 0, "truncated: no length after the tag"},
+		{"indefinite length", tlvHex(t, "61 80 4F 01 A0 00 00"), "61", 0, "indefinite length (80) is not allowed"},
+		{"four length bytes", tlvHex(t, "5A 84 00 00 00 01 12"), "5A", 0, "more than 3 length bytes"},
+		{"reserved length byte", tlvHex(t, "5A FF"), "5A", 0, "more than 3 length bytes"},
+		{"truncated length", tlvHex(t, "5A 82 01"), "5A", 0, "truncated: length field 82 needs 2 more bytes"},
+		{"non-minimal 81", tlvHex(t, "5A 81 01 12"), "5A", 0, "length 1 is not minimally encoded (8101)"},
+		{"non-minimal 82", tlvHex(t, "5A 82 0001 12"), "5A", 0, "not minimally encoded"},
+		{"non-minimal 83", tlvHex(t, "5A 83 000001 12"), "5A", 0, "not minimally encoded"},
+		{"value past end", tlvHex(t, "85 05 43505630"), "85", 0, "length 5 runs past the end of its input (4 bytes left)"},
+		{"value past template end", tlvHex(t, "61 03 5A 05 12 34 56 78"), "61.5A", 2, "runs past the end of its template 61 (1 bytes left)"},
+		{"trailing garbage", tlvHex(t, "85 05 4350563031 9F"), "", 7, "truncated"},
+		{"trailing length-only", tlvHex(t, "85 05 4350563031 5A 03 12"), "5A", 7, "runs past the end"},
+		{"padding byte", tlvHex(t, "85 05 4350563031 00 00"), "", 7, "00 is not a tag"},
+		{"padding in template", tlvHex(t, "61 02 00 00"), "61", 2, "00 is not a tag"},
+		{"too deep", tlvNested(MaxTLVDepth, nil), "70.70.70.70.70.70.70.70", 14, "nested deeper than 8 levels"},
 		{"oversized", make([]byte, MaxPayload+1), "", -1, "more than the 4096"},
 	}
 	for _, tt := range tests {
@@ -237,11 +237,11 @@ func TestEncodeTLV_errors(t *testing.T) {
 
 func TestEncodeTLV_opaque(t *testing.T) {
 	// A constructed object with nil Children is written as it is.
-	got, err := EncodeTLV([]TLV{{Tag: 0x63, Value: unhex(t, "9F27 01 80")}})
+	got, err := EncodeTLV([]TLV{{Tag: 0x63, Value: tlvHex(t, "9F27 01 80")}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := unhex(t, "63 04 9F27 01 80"); !bytes.Equal(got, want) {
+	if want := tlvHex(t, "63 04 9F27 01 80"); !bytes.Equal(got, want) {
 		t.Errorf("got %X, want %X", got, want)
 	}
 }

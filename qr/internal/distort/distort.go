@@ -70,7 +70,7 @@ func Classes() []Class {
 		{Name: "clean", Levels: []Level{
 			{"4px", Spec{}},
 		}},
-		{Name: "small", Moderate: 1, Levels: []Level{
+		{Name: "small", Moderate: 0, Levels: []Level{
 			{"2px", Spec{Module: 2}},
 			{"1.5px", Spec{Module: 1.5}},
 			{"1.2px", Spec{Module: 1.2}},
@@ -82,14 +82,14 @@ func Classes() []Class {
 			{"90deg", Spec{Rotate: 90}},
 		}},
 		{Name: "perspective", Moderate: 1, Levels: []Level{
+			{"k0.1", Spec{Keystone: 0.1}},
+			{"k0.15", Spec{Keystone: 0.15}},
 			{"k0.2", Spec{Keystone: 0.2}},
-			{"k0.35", Spec{Keystone: 0.35}},
-			{"k0.5", Spec{Keystone: 0.5}},
 		}},
 		{Name: "blur", Moderate: 1, Levels: []Level{
 			{"sigma1", Spec{Blur: 1}},
-			{"sigma1.8", Spec{Blur: 1.8}},
-			{"sigma2.5", Spec{Blur: 2.5}},
+			{"sigma1.5", Spec{Blur: 1.5}},
+			{"sigma2", Spec{Blur: 2}},
 		}},
 		{Name: "noise", Moderate: 1, Levels: []Level{
 			{"sigma20", Spec{Noise: 20}},
