@@ -12,9 +12,12 @@ import (
 	"io"
 	"math"
 	"os"
+	"sort"
 
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode"
+	qrdecoder "github.com/makiuchi-d/gozxing/qrcode/decoder"
+	"github.com/makiuchi-d/gozxing/qrcode/detector"
 
 	"github.com/posagent/posagent"
 )
@@ -28,17 +31,19 @@ const MaxImagePixels = 40_000_000
 
 // DecodeImage reads the QR code in img and returns its text.
 //
-// It tries, cheapest first, until one attempt reads a code: the image as it is with a
-// local (hybrid) and a global threshold; light-on-dark (inverted) codes; contrast
-// stretching for faded codes; a median filter for noisy frames; upscaling for codes with
-// one or two pixels per module. Images larger than 1280 pixels on a side are first tried
-// scaled down, then at full size. The attempts are a fixed, short list, so the time spent
-// is bounded by the image size.
+// It makes a fixed list of attempts, cheapest first, and stops at the first that reads a
+// code: the image as it is, with a local (hybrid) then a global threshold; a median filter
+// for noisy frames; inverted, for light-on-dark codes; sharpened, for out-of-focus frames;
+// contrast stretches for faded codes; and, for frames up to 1024 pixels, scaled up 2 or 3
+// times for codes with one or two pixels per module. Images larger than 1280 pixels on a side are scaled down for these attempts, then
+// tried once more at full size. The work is thus bounded by the image size: a 640×480 frame
+// without a code costs about 0.1 s of CPU on a desktop core, one with a clean code a few
+// milliseconds.
 //
 // Byte-mode text is read as UTF-8 unless the code carries an ECI designator naming another
 // character set. An image in which no attempt reads a code gives an error wrapping
-// ErrNoCode; nil or oversized images (see MaxImagePixels) an error wrapping
-// posagent.ErrInvalidInput. DecodeImage does not panic, whatever the image.
+// ErrNoCode; a nil image, or one larger than MaxImagePixels, an error wrapping
+// posagent.ErrInvalidInput. DecodeImage never panics and is safe for concurrent use.
 func DecodeImage(img image.Image) (string, error) {
 	text, _, err := decodeImage(img)
 	if err != nil {
@@ -128,35 +133,55 @@ func decodeImage(img image.Image) (text, attempt string, err error) {
 	if err := checkSize(b.Dx(), b.Dy()); err != nil {
 		return "", "", err
 	}
+	defer func() {
+		// gozxing's panics are caught attempt by attempt (tryDecode); this is the last
+		// line of defence for the terminal, should pre-processing ever panic.
+		if r := recover(); r != nil {
+			text, attempt, err = "", "", fmt.Errorf("internal error: %v", r)
+		}
+	}()
 	return decodeGray(toGray(img))
 }
 
 // Work sizes.
 const (
 	workSide    = 1280 // larger images are first tried scaled down to this
-	upscaleSide = 1024 // images up to this are also tried scaled up ×2 (small modules)
+	upscaleSide = 1024 // images up to this are also tried scaled up (small modules)
 )
 
 // attempt is one way to look at the image: a pre-processed variant and a binarizer.
 type attempt struct {
-	name    string
-	variant string // key in the variants table
+	variant string // key for variants.get
 	global  bool   // GlobalHistogramBinarizer instead of HybridBinarizer
 }
 
-// attempts, cheapest and most likely first. A variant that does not apply to an image
-// (for example "full" when the image was not scaled down) is skipped.
+func (a attempt) String() string {
+	if a.global {
+		return a.variant + "/global"
+	}
+	return a.variant
+}
+
+// attempts, in order. The list and the order come from the distortion corpus
+// (internal/distort; run TestDistortionReport): cheap attempts that read many frames
+// first, then the expensive ones (upscaling) that rescue the rest. Each variant is built
+// once, when an attempt first needs it.
 var attempts = []attempt{
-	{"hybrid", "base", false},
-	{"global", "base", true},
-	{"inverted", "inverted", false},
-	{"stretched", "stretched", false},
-	{"median", "median", false},
-	{"up2", "up2", false},
-	{"up2-median", "up2-median", false},
-	{"up2-inverted", "up2-inverted", false},
-	{"full", "full", false},
-	{"full-global", "full", true},
+	{"base", false},          // a sharp, well-lit code: most frames
+	{"base", true},           // even light, faint codes the local threshold misses
+	{"median", false},        // sensor noise, salt-and-pepper
+	{"inverted", false},      // light modules on dark: phone screens in dark mode
+	{"sharpened", false},     // out of focus
+	{"highlight", false},     // faded code on bright paper, dark surroundings
+	{"stretched", false},     // low contrast over the whole frame
+	{"up2", false},           // two pixels per module
+	{"up2-sharpened", false}, // 1.5 pixels per module
+	{"up2-sharpened", true},  //
+	{"up2-median", false},    // small and noisy
+	{"up2-inverted", true},   // light on dark, small or noisy
+	{"up3", false},           // strong blur
+	{"full", false},          // big frames: the code was too small once scaled down
+	{"full", true},           //
 }
 
 // variants builds the pre-processed images on demand and keeps them for later attempts.
@@ -165,12 +190,15 @@ type variants struct {
 	cache      map[string]*gray
 }
 
-// get returns the named variant, or nil when it does not apply.
+// get returns the named variant, or nil when it does not apply to this image.
 func (v *variants) get(name string) *gray {
 	if g, ok := v.cache[name]; ok {
 		return g
 	}
 	var g *gray
+	// Upscaling applies to small frames only; a big image scaled down is tried at full
+	// size instead.
+	small := v.full == v.base && max(v.base.w, v.base.h) <= upscaleSide
 	switch name {
 	case "base":
 		g = v.base
@@ -180,46 +208,30 @@ func (v *variants) get(name string) *gray {
 		}
 	case "inverted":
 		g = v.base.inverted()
-	case "stretched":
-		g = v.base.stretched()
 	case "median":
 		g = v.base.median3()
-	case "up2":
-		if max(v.base.w, v.base.h) <= upscaleSide {
-			g = v.base.upscaled(2)
+	case "sharpened":
+		g = v.base.sharpened()
+	case "highlight":
+		g = v.base.highlight(24)
+	case "stretched":
+		g = v.base.stretched()
+	case "up2", "up3":
+		if small {
+			g = v.base.upscaled(int(name[2] - '0'))
+		}
+	case "up2-sharpened":
+		if u := v.get("up2"); u != nil {
+			g = u.sharpened()
 		}
 	case "up2-median":
-		if m := v.get("median"); m != nil && max(m.w, m.h) <= upscaleSide {
-			g = m.upscaled(2)
+		if small {
+			g = v.get("median").upscaled(2)
 		}
 	case "up2-inverted":
 		if u := v.get("up2"); u != nil {
 			g = u.inverted()
 		}
-	case "highlight24":
-		g = v.base.highlight(24)
-	case "highlight48":
-		g = v.base.highlight(48)
-	case "highlight80":
-		g = v.base.highlight(80)
-	case "sharpened":
-		g = v.base.sharpened(1.5, 1.5)
-	case "sharpened2":
-		g = v.base.sharpened(2.5, 2)
-	case "blur1":
-		g = v.base.blurred(1)
-	case "up3":
-		if max(v.base.w, v.base.h) <= upscaleSide {
-			g = v.base.upscaled(3)
-		}
-	case "up2-sharpened":
-		if u := v.get("up2"); u != nil {
-			g = u.sharpened(2, 1.5)
-		}
-	case "inverted-median":
-		g = v.get("median").inverted()
-	case "median-median":
-		g = v.get("median").median3()
 	default:
 		panic("qr: unknown image variant " + name)
 	}
@@ -227,6 +239,8 @@ func (v *variants) get(name string) *gray {
 	return g
 }
 
+// decodeGray makes the attempts on a luminance image; it returns the text and the name of
+// the attempt that read it.
 func decodeGray(full *gray) (text, name string, err error) {
 	v := &variants{full: full, base: full, cache: map[string]*gray{}}
 	if side := max(full.w, full.h); side > workSide {
@@ -243,13 +257,14 @@ func decodeGray(full *gray) (text, name string, err error) {
 			continue
 		}
 		if text, ok := tryDecode(reader, g, a.global, hints); ok {
-			return text, a.name, nil
+			return text, a.String(), nil
 		}
 	}
 	return "", "", ErrNoCode
 }
 
-// tryDecode runs one gozxing decode; a panic inside gozxing counts as a failure.
+// tryDecode runs one gozxing decode and, when it fails, decodeSweep on the same
+// binarized image; a panic inside gozxing counts as a failure.
 func tryDecode(reader gozxing.Reader, g *gray, global bool, hints map[gozxing.DecodeHintType]interface{}) (text string, ok bool) {
 	defer func() {
 		if recover() != nil {
@@ -270,11 +285,90 @@ func tryDecode(reader gozxing.Reader, g *gray, global bool, hints map[gozxing.De
 	if err != nil {
 		return "", false
 	}
-	res, err := reader.Decode(bmp, hints)
+	if res, err := reader.Decode(bmp, hints); err == nil {
+		return res.GetText(), true
+	}
+	bits, err := bmp.GetBlackMatrix() // cached by the failed attempt
 	if err != nil {
 		return "", false
 	}
-	return res.GetText(), true
+	return decodeSweep(bits, hints)
+}
+
+// decodeSweep is a second opinion on where the code is, for when ZXing's detector finds
+// the three finder patterns but misjudges the code's size. ZXing derives the number of
+// modules from a module size measured on black and white runs; with small modules, blur
+// and noise that measure is a few percent off, the version comes out wrong by one or two,
+// and the grid misses the modules ("dimension = 55", "versionNumber = 63"). decodeSweep
+// keeps the finder patterns and tries the few sizes (versions) closest to the estimate,
+// each with the module size it implies to find the alignment pattern; the decoder's
+// Reed-Solomon check rejects the wrong ones.
+func decodeSweep(bits *gozxing.BitMatrix, hints map[gozxing.DecodeHintType]interface{}) (string, bool) {
+	const tries = 5 // versions tried, closest to the estimate first
+	info, err := detector.NewFinderPatternFinder(bits, nil).Find(hints)
+	if err != nil {
+		return "", false
+	}
+	tl, tr, bl := info.GetTopLeft(), info.GetTopRight(), info.GetBottomLeft()
+	between := (gozxing.ResultPoint_Distance(tl, tr) + gozxing.ResultPoint_Distance(tl, bl)) / 2
+	// The finder patterns measure modules along image rows: a code turned by θ shows
+	// runs 1/max(|cos θ|, |sin θ|) times longer than its modules.
+	theta := math.Atan2(tr.GetY()-tl.GetY(), tr.GetX()-tl.GetX())
+	module := (tl.GetEstimatedModuleSize() + tr.GetEstimatedModuleSize() + bl.GetEstimatedModuleSize()) / 3 *
+		max(math.Abs(math.Cos(theta)), math.Abs(math.Sin(theta)))
+	if module < 1 || between < 7*module {
+		return "", false
+	}
+	estimate := between/module + 7 // modules across
+	versions := make([]int, 0, 40)
+	for v := 1; v <= 40; v++ {
+		versions = append(versions, v)
+	}
+	dist := func(v int) float64 { return math.Abs(float64(17+4*v) - estimate) }
+	sort.SliceStable(versions, func(i, j int) bool { return dist(versions[i]) < dist(versions[j]) })
+
+	dec := qrdecoder.NewDecoder()
+	for _, v := range versions[:tries] {
+		dim := 17 + 4*v
+		moduleAt := between / float64(dim-7)
+		var ap *detector.AlignmentPattern
+		if v >= 2 {
+			ap = findAlignment(bits, tl, tr, bl, dim, moduleAt)
+		}
+		for _, a := range []*detector.AlignmentPattern{ap, nil} {
+			grid, err := detector.Detector_sampleGrid(bits, detector.Detector_createTransform(tl, tr, bl, a, dim), dim)
+			if err == nil {
+				if res, err := dec.Decode(grid, hints); err == nil {
+					return res.GetText(), true
+				}
+			}
+			if ap == nil {
+				break // the affine guess was just tried
+			}
+		}
+	}
+	return "", false
+}
+
+// findAlignment looks for the bottom-right alignment pattern of a dim×dim code, in
+// growing squares around where it would be without perspective, as ZXing does.
+func findAlignment(bits *gozxing.BitMatrix, tl, tr, bl gozxing.ResultPoint, dim int, module float64) *detector.AlignmentPattern {
+	brX := tr.GetX() - tl.GetX() + bl.GetX()
+	brY := tr.GetY() - tl.GetY() + bl.GetY()
+	f := 1 - 3/float64(dim-7) // the pattern's centre is 3 modules in from the corner
+	x, y := tl.GetX()+f*(brX-tl.GetX()), tl.GetY()+f*(brY-tl.GetY())
+	for allowance := 4.0; allowance <= 16; allowance *= 2 {
+		r := int(allowance * module)
+		x0, x1 := max(int(x)-r, 0), min(int(x)+r, bits.GetWidth()-1)
+		y0, y1 := max(int(y)-r, 0), min(int(y)+r, bits.GetHeight()-1)
+		if float64(x1-x0) < 3*module || float64(y1-y0) < 3*module {
+			return nil
+		}
+		if p, err := detector.NewAlignmentPatternFinder(bits, x0, y0, x1-x0, y1-y0, module, nil).Find(); err == nil {
+			return p
+		}
+	}
+	return nil
 }
 
 // gray is an 8-bit luminance image, rows packed (stride = w), 0 black, 255 white.
@@ -446,26 +540,34 @@ func median9(p *[9]uint8) uint8 {
 // or two pixels per module get modules the finder-pattern search can measure.
 func (g *gray) upscaled(k int) *gray {
 	out := newGray(g.w*k, g.h*k)
-	for y := 0; y < out.h; y++ {
-		sy := (float32(y)+0.5)/float32(k) - 0.5
-		y0 := int(sy)
-		if sy < 0 {
-			y0, sy = 0, 0
-		}
-		y1 := min(y0+1, g.h-1)
-		fy := sy - float32(y0)
-		r0, r1 := g.pix[y0*g.w:], g.pix[y1*g.w:]
-		for x := 0; x < out.w; x++ {
-			sx := (float32(x)+0.5)/float32(k) - 0.5
-			x0 := int(sx)
-			if sx < 0 {
-				x0, sx = 0, 0
+	// Source index and 8-bit weight of the right (or lower) neighbour, per output column
+	// and row; pixel centres are aligned.
+	taps := func(n, src int) ([]int, []int32) {
+		idx, wt := make([]int, n), make([]int32, n)
+		for i := range idx {
+			pos := (float64(i)+0.5)/float64(k) - 0.5
+			if pos < 0 {
+				pos = 0
 			}
+			j := min(int(pos), src-1)
+			idx[i], wt[i] = j, int32((pos-float64(j))*256+0.5)
+		}
+		return idx, wt
+	}
+	xi, xw := taps(out.w, g.w)
+	yi, yw := taps(out.h, g.h)
+	for y := 0; y < out.h; y++ {
+		r0 := g.pix[yi[y]*g.w : (yi[y]+1)*g.w]
+		r1 := g.pix[min(yi[y]+1, g.h-1)*g.w:][:g.w]
+		fy := yw[y]
+		dst := out.pix[y*out.w : (y+1)*out.w]
+		for x := range dst {
+			x0 := xi[x]
 			x1 := min(x0+1, g.w-1)
-			fx := sx - float32(x0)
-			top := float32(r0[x0])*(1-fx) + float32(r0[x1])*fx
-			bot := float32(r1[x0])*(1-fx) + float32(r1[x1])*fx
-			out.pix[y*out.w+x] = uint8(top*(1-fy) + bot*fy + 0.5)
+			fx := xw[x]
+			top := int32(r0[x0])*(256-fx) + int32(r0[x1])*fx
+			bot := int32(r1[x0])*(256-fx) + int32(r1[x1])*fx
+			dst[x] = uint8((top*(256-fy) + bot*fy + 1<<15) >> 16)
 		}
 	}
 	return out
@@ -521,48 +623,50 @@ func (g *gray) highlight(d int) *gray {
 	return out
 }
 
-// blurred applies a separable gaussian blur of the given sigma.
-func (g *gray) blurred(sigma float64) *gray {
-	r := int(math.Ceil(2.5 * sigma))
-	k := make([]int32, 2*r+1)
-	var sum int32
-	for i := -r; i <= r; i++ {
-		k[i+r] = int32(math.Round(1024 * math.Exp(-float64(i*i)/(2*sigma*sigma))))
-		sum += k[i+r]
-	}
+// blurred applies the 9-tap binomial filter (1 8 28 56 70 56 28 8 1)/256 along rows and
+// columns: a gaussian blur of sigma √2, with edge pixels repeated.
+func (g *gray) blurred() *gray {
+	const r = 4
+	k := [2*r + 1]int32{1, 8, 28, 56, 70, 56, 28, 8, 1}
 	tmp := make([]int32, g.w*g.h)
+	pad := make([]int32, g.w+2*r)
 	for y := 0; y < g.h; y++ {
 		row := g.pix[y*g.w : (y+1)*g.w]
-		for x := 0; x < g.w; x++ {
-			var acc int32
-			for i := -r; i <= r; i++ {
-				acc += k[i+r] * int32(row[min(max(x+i, 0), g.w-1)])
-			}
-			tmp[y*g.w+x] = acc
+		for i := range pad {
+			pad[i] = int32(row[min(max(i-r, 0), g.w-1)])
+		}
+		out := tmp[y*g.w : (y+1)*g.w]
+		for x := range out {
+			p := pad[x : x+2*r+1 : x+2*r+1]
+			out[x] = k[0]*p[0] + k[1]*p[1] + k[2]*p[2] + k[3]*p[3] + k[4]*p[4] +
+				k[5]*p[5] + k[6]*p[6] + k[7]*p[7] + k[8]*p[8]
 		}
 	}
 	out := newGray(g.w, g.h)
+	var rows [2*r + 1][]int32
 	for y := 0; y < g.h; y++ {
-		for x := 0; x < g.w; x++ {
-			var acc int64
-			for i := -r; i <= r; i++ {
-				acc += int64(k[i+r]) * int64(tmp[min(max(y+i, 0), g.h-1)*g.w+x])
-			}
-			out.pix[y*g.w+x] = uint8(acc / (int64(sum) * int64(sum)))
+		for i := range rows {
+			yy := min(max(y+i-r, 0), g.h-1)
+			rows[i] = tmp[yy*g.w : (yy+1)*g.w]
+		}
+		dst := out.pix[y*g.w : (y+1)*g.w]
+		for x := range dst {
+			acc := k[0]*rows[0][x] + k[1]*rows[1][x] + k[2]*rows[2][x] + k[3]*rows[3][x] +
+				k[4]*rows[4][x] + k[5]*rows[5][x] + k[6]*rows[6][x] + k[7]*rows[7][x] + k[8]*rows[8][x]
+			dst[x] = uint8((acc + 1<<15) >> 16)
 		}
 	}
 	return out
 }
 
-// sharpened is an unsharp mask: it restores the module edges of a slightly out-of-focus
-// code.
-func (g *gray) sharpened(sigma, amount float64) *gray {
-	b := g.blurred(sigma)
+// sharpened is an unsharp mask (the image plus 1.5 times its difference from a blurred
+// copy): it restores the module edges of an out-of-focus code.
+func (g *gray) sharpened() *gray {
+	b := g.blurred()
 	out := newGray(g.w, g.h)
-	a := int(amount * 256)
 	for i, v := range g.pix {
-		d := (int(v) - int(b.pix[i])) * a / 256
-		out.pix[i] = uint8(min(max(int(v)+d, 0), 255))
+		d := int(v) - int(b.pix[i])
+		out.pix[i] = uint8(min(max(int(v)+d+d/2, 0), 255))
 	}
 	return out
 }

@@ -71,8 +71,9 @@ type EncodeOptions struct {
 	Level Level
 }
 
-// Code is an encoded QR code: its module matrix and how it was built. Codes are
-// immutable and safe for concurrent use.
+// Code is an encoded QR code: its module matrix and how it was built. The exported fields
+// describe the code (changing them does not change the modules); the methods render it
+// and are safe for concurrent use.
 type Code struct {
 	Text    string // the text encoded, as given to Encode
 	Version int    // 1–40; the code is 17+4·Version modules wide
@@ -87,9 +88,10 @@ type Code struct {
 
 // Encode encodes text as a QR code.
 //
-// Text must be non-empty valid UTF-8 and fit in a QR code (at most 2953 bytes at level L,
-// less for higher levels and for text that is not digits or upper-case letters); other
-// input is refused with an error that wraps posagent.ErrInvalidInput.
+// Text must be non-empty valid UTF-8 that fits in a QR code: at level L, up to 7089 digits,
+// 4296 upper-case alphanumerics or 2953 bytes of other ASCII text, 2952 bytes of UTF-8
+// text with non-ASCII characters; less at higher levels. Other input is refused with an
+// error that wraps posagent.ErrInvalidInput.
 //
 // Pure ASCII text is encoded by github.com/skip2/go-qrcode, which splits it into
 // numeric, alphanumeric and byte segments for the smallest code. Every decoder reads such

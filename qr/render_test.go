@@ -134,7 +134,8 @@ func TestEncode_AutoLevel(t *testing.T) {
 	}
 	seen := map[Level]bool{}
 	for _, unit := range []string{"A1", "ab", "最"} {
-		for n := 1; ; n = n*3/2 + 1 {
+		// Up to 1400 bytes: level L is chosen from about 700 (M beyond version 25).
+		for n := 1; n*len(unit) <= 1400; n = n*2 + 1 {
 			text := strings.Repeat(unit, n)
 			version := map[Level]int{}
 			for _, l := range []Level{LevelL, LevelM, LevelQ, LevelH} {
@@ -175,6 +176,7 @@ func TestEncode_Refuses(t *testing.T) {
 		{"negative-level", "HELLO", EncodeOptions{Level: -1}},
 		{"too-long-bytes", strings.Repeat("a", 2954), EncodeOptions{}},
 		{"too-long-digits", strings.Repeat("7", 7090), EncodeOptions{}},
+		{"too-long-alphanumeric", strings.Repeat("Z", 4297), EncodeOptions{}},
 		{"too-long-utf8", strings.Repeat("é", 1477), EncodeOptions{}},
 		{"too-long-at-H", strings.Repeat("a", 1274), EncodeOptions{Level: LevelH}},
 	}
@@ -199,6 +201,7 @@ func TestEncode_Capacity(t *testing.T) {
 	for _, text := range []string{
 		strings.Repeat("a", 2953),   // byte mode, version 40-L
 		strings.Repeat("7", 7089),   // numeric mode
+		strings.Repeat("Z", 4296),   // alphanumeric mode
 		strings.Repeat("é", 1476),   // 2952 bytes after the ECI header
 		strings.Repeat("a", 1273),   // forced H below
 		strings.Repeat("AB12", 300), // mixed segments
@@ -335,7 +338,7 @@ func TestCode_WritePNG(t *testing.T) {
 		{"exact", 3 * full, 3},
 		{"just-below", 3*full - 1, 2},
 		{"too-small", 10, 1},
-		{"max", MaxPNGSize, MaxPNGSize / full},
+		{"large", 2000, 2000 / full},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -349,9 +352,6 @@ func TestCode_WritePNG(t *testing.T) {
 			}
 			if got, want := cfg.Width, full*tt.wantScale; got != want || cfg.Height != want {
 				t.Fatalf("%d×%d px, want %d px square (%d px per module)", cfg.Width, cfg.Height, want, tt.wantScale)
-			}
-			if tt.sizePx == MaxPNGSize {
-				return // checking 67 megapixels one by one is too slow
 			}
 			img, err := png.Decode(&buf)
 			if err != nil {

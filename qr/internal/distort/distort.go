@@ -27,7 +27,8 @@ const (
 	Height = 480
 )
 
-// Symbol is a QR code's module grid; *qr.Code satisfies it.
+// Symbol is a QR code's module grid; *qr.Code satisfies it. (An interface rather than
+// *qr.Code, so that package qr's own tests can use this package.)
 type Symbol interface {
 	Size() int            // modules per side, without the quiet zone
 	Module(x, y int) bool // true for a dark module
@@ -38,7 +39,7 @@ type Symbol interface {
 type Spec struct {
 	Module     float64 // pixels per module; 0 means 4
 	Rotate     float64 // rotation in degrees, counter-clockwise
-	Keystone   float64 // perspective, 0–0.7: the far edge is this fraction narrower
+	Keystone   float64 // perspective, 0–0.7: far edge shortened by k, near edge lengthened by 0.3·k
 	Blur       float64 // gaussian blur sigma in pixels (focus, motion)
 	Noise      float64 // gaussian sensor noise sigma in grey levels (of 255)
 	SaltPepper float64 // fraction of pixels forced to black or white
@@ -120,6 +121,11 @@ func Classes() []Class {
 			{"0.4", Spec{Tint: 0.4}},
 			{"0.7", Spec{Tint: 0.7}},
 			{"0.9", Spec{Tint: 0.9}},
+		}},
+		{Name: "handheld", Moderate: 1, Levels: []Level{ // a phone camera: everything at once, mildly
+			{"steady", Spec{Module: 4, Rotate: 10, Keystone: 0.05, Blur: 0.6, Noise: 6, Light: 0.3, JPEG: 70}},
+			{"typical", Spec{Module: 3, Rotate: 20, Keystone: 0.1, Blur: 0.8, Noise: 10, Light: 0.4}},
+			{"far", Spec{Module: 2.5, Rotate: 20, Keystone: 0.1, Blur: 0.8, Noise: 10, Light: 0.4, JPEG: 60}},
 		}},
 		{Name: "jpeg", Moderate: 1, Levels: []Level{
 			{"q30", Spec{Module: 3, JPEG: 30}},
