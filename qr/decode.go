@@ -90,14 +90,14 @@ func readImage(r io.ReadSeeker) (image.Image, error) {
 	case bytes.HasPrefix(m, []byte("GIF87a")), bytes.HasPrefix(m, []byte("GIF89a")):
 		format, decodeConfig, decode = "GIF", gif.DecodeConfig, gif.Decode
 	default:
-		return nil, fmt.Errorf("not a PNG, JPEG or GIF image: %w", posagent.ErrInvalidInput)
+		return nil, posagent.Invalidf("not a PNG, JPEG or GIF image")
 	}
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
 	cfg, err := decodeConfig(bufio.NewReader(r))
 	if err != nil {
-		return nil, fmt.Errorf("bad %s image: %w: %w", format, err, posagent.ErrInvalidInput)
+		return nil, posagent.Invalidf("bad %s image: %v", format, err)
 	}
 	if err := checkSize(cfg.Width, cfg.Height); err != nil {
 		return nil, err
@@ -107,15 +107,15 @@ func readImage(r io.ReadSeeker) (image.Image, error) {
 	}
 	img, err := decode(bufio.NewReader(r))
 	if err != nil {
-		return nil, fmt.Errorf("bad %s image: %w: %w", format, err, posagent.ErrInvalidInput)
+		return nil, posagent.Invalidf("bad %s image: %v", format, err)
 	}
 	return img, nil
 }
 
 func checkSize(w, h int) error {
 	if int64(w)*int64(h) > MaxImagePixels {
-		return fmt.Errorf("image is %d×%d pixels (%.1f megapixels), more than the %d this decoder accepts: %w",
-			w, h, float64(w)*float64(h)/1e6, MaxImagePixels/1_000_000, posagent.ErrInvalidInput)
+		return posagent.Invalidf("image is %d×%d pixels (%.1f megapixels), more than the %d this decoder accepts",
+			w, h, float64(w)*float64(h)/1e6, MaxImagePixels/1_000_000)
 	}
 	return nil
 }
@@ -124,7 +124,7 @@ func checkSize(w, h int) error {
 // attempt that succeeded, for tests and benchmarks.
 func decodeImage(img image.Image) (text, attempt string, err error) {
 	if img == nil {
-		return "", "", fmt.Errorf("nil image: %w", posagent.ErrInvalidInput)
+		return "", "", posagent.Invalidf("nil image")
 	}
 	b := img.Bounds()
 	if b.Empty() {

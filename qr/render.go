@@ -111,13 +111,13 @@ type Code struct {
 // bigger the version the smaller each module becomes.
 func Encode(text string, opts EncodeOptions) (*Code, error) {
 	if text == "" {
-		return nil, fmt.Errorf("encode qr: empty text: %w", posagent.ErrInvalidInput)
+		return nil, posagent.Invalidf("encode qr: empty text")
 	}
 	if !utf8.ValidString(text) {
-		return nil, fmt.Errorf("encode qr: text is not valid UTF-8: %w", posagent.ErrInvalidInput)
+		return nil, posagent.Invalidf("encode qr: text is not valid UTF-8")
 	}
 	if opts.Level < LevelAuto || opts.Level > LevelH {
-		return nil, fmt.Errorf("encode qr: unknown error-correction level %d: %w", int(opts.Level), posagent.ErrInvalidInput)
+		return nil, posagent.Invalidf("encode qr: unknown error-correction level %d", int(opts.Level))
 	}
 	ascii := isASCII(text)
 
@@ -138,8 +138,8 @@ func Encode(text string, opts EncodeOptions) (*Code, error) {
 		}
 	}
 	if _, ok := fitVersion(text, ascii, level); !ok {
-		return nil, fmt.Errorf("encode qr: text too long for a QR code at level %s (%d bytes): %w",
-			level, len(text), posagent.ErrInvalidInput)
+		return nil, posagent.Invalidf("encode qr: text too long for a QR code at level %s (%d bytes)",
+			level, len(text))
 	}
 
 	var c *Code
@@ -334,7 +334,7 @@ func (c *Code) WritePNG(w io.Writer, sizePx int) error {
 		sizePx = DefaultPNGSize
 	}
 	if sizePx > MaxPNGSize {
-		return fmt.Errorf("write qr png: size %d px is more than the maximum %d: %w", sizePx, MaxPNGSize, posagent.ErrInvalidInput)
+		return posagent.Invalidf("write qr png: size %d px is more than the maximum %d", sizePx, MaxPNGSize)
 	}
 	scale := max(sizePx/(c.size+2*QuietZone), 1)
 	g := c.Image(scale, QuietZone)

@@ -376,9 +376,9 @@ file failed; the others are still printed.`,
 			}
 			switch {
 			case len(failed) == 1:
-				return withHint(invalid(fmt.Errorf("decode %s: %w", failed[0], firstErr)), "use a sharper, larger or better-lit image")
+				return withHint(invalid(firstErr), "use a sharper, larger or better-lit image")
 			case len(failed) > 1:
-				return withHint(invalid(fmt.Errorf("decode: %d of %d files failed (%s): first: %w", len(failed), len(args), strings.Join(failed, ", "), firstErr)),
+				return withHint(invalid(fmt.Errorf("%d of %d files failed (%s); first: %w", len(failed), len(args), strings.Join(failed, ", "), firstErr)),
 					"use sharper, larger or better-lit images")
 			}
 			return nil
