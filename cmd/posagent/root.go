@@ -35,6 +35,11 @@ func NewMain(stdin io.Reader, stdout, stderr io.Writer) *Main {
 	return &Main{Stdin: stdin, Stdout: stdout, Stderr: stderr}
 }
 
+// commands are the subcommands defined in files of their own (print.go, queue.go, …),
+// each adding its constructor from an init function, so that a new command touches only
+// its own file.
+var commands []func(*Main) *cobra.Command
+
 // usageError marks an error in the command line (exit status 2).
 type usageError struct{ err error }
 
@@ -131,6 +136,9 @@ Exit status: 0 success, 1 invalid input or failed operation, 2 usage error.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(m.versionCommand(), m.qrCommand())
+	for _, c := range commands {
+		root.AddCommand(c(m))
+	}
 	return root
 }
 
