@@ -68,21 +68,24 @@ func encodeObject(o Object, pos int, parent string) (string, Object, error) {
 			return "", o, malformed(path, pos, "a template holds data objects, not a value")
 		}
 		var b strings.Builder
-		seen := map[string]bool{}
+		var seen [100]bool
 		children := make([]Object, 0, len(o.Objects))
+		inner := 0 // characters written so far inside the template
 		for _, s := range o.Objects {
-			if idNum(s.ID) < 0 {
+			n := idNum(s.ID)
+			if n < 0 {
 				return "", o, malformed(o.ID, pos, "data object ID %q must be two digits", s.ID)
 			}
-			if seen[s.ID] {
+			if seen[n] {
 				return "", o, malformed(joinPath(o.ID, s.ID), pos, "duplicate data object: ID %s appears twice", s.ID)
 			}
-			seen[s.ID] = true
-			enc, placed, err := encodeObject(s, pos+4+utf8.RuneCountInString(b.String()), o.ID)
+			seen[n] = true
+			enc, placed, err := encodeObject(s, pos+4+inner, o.ID)
 			if err != nil {
 				return "", o, err
 			}
 			b.WriteString(enc)
+			inner += utf8.RuneCountInString(enc)
 			children = append(children, placed)
 		}
 		o.Objects = children
@@ -95,8 +98,11 @@ func encodeObject(o Object, pos int, parent string) (string, Object, error) {
 	if !utf8.ValidString(value) {
 		return "", o, malformed(path, pos, "value is not valid UTF-8")
 	}
-	return fmt.Sprintf("%s%02d%s", o.ID, n, value), o, nil
+	return o.ID + twoDigit(n) + value, o, nil
 }
+
+// twoDigit formats 0–99 as two digits.
+func twoDigit(n int) string { return string([]byte{byte('0' + n/10), byte('0' + n%10)}) }
 
 // MerchantCode describes a merchant-presented code in the terms a merchant knows; Objects
 // turns it into data objects for BuildMPM.

@@ -321,7 +321,7 @@ func randomObjects(r *rand.Rand) []Object {
 			continue
 		case 1: // replace its value
 			if o.IsTemplate() {
-				o.Objects = append(append([]Object(nil), o.Objects...), Object{ID: twoDigits(r.IntN(100)), Value: value(20)})
+				o.Objects = append(append([]Object(nil), o.Objects...), Object{ID: twoDigit(r.IntN(100)), Value: value(20)})
 			} else {
 				o.Value = value(16)
 			}
@@ -330,7 +330,7 @@ func randomObjects(r *rand.Rand) []Object {
 		objs = append(objs, o)
 	}
 	for range r.IntN(4) {
-		id := twoDigits(1 + r.IntN(99))
+		id := twoDigit(1 + r.IntN(99))
 		if used[id] || id == "63" {
 			continue
 		}
@@ -339,7 +339,7 @@ func randomObjects(r *rand.Rand) []Object {
 		if isTemplateID(id) {
 			o.Objects = []Object{{ID: "00", Value: value(20)}}
 			if r.IntN(3) == 0 {
-				o.Objects = append(o.Objects, Object{ID: twoDigits(1 + r.IntN(99)), Value: value(20)})
+				o.Objects = append(o.Objects, Object{ID: twoDigit(1 + r.IntN(99)), Value: value(20)})
 			}
 		} else {
 			o.Value = value(12)
@@ -357,12 +357,11 @@ func rawEncode(objs []Object) string {
 		if o.IsTemplate() {
 			v = rawEncode(o.Objects)
 		}
-		b.WriteString(o.ID + twoDigits(utf8.RuneCountInString(v)) + v)
+		b.WriteString(o.ID + twoDigit(utf8.RuneCountInString(v)) + v)
 	}
 	return b.String()
 }
 
-func twoDigits(n int) string { return string([]byte{byte('0' + n/10), byte('0' + n%10)}) }
 
 // TestBuildMPM_Property: BuildMPM accepts exactly what strict parsing accepts, whatever it
 // accepts parses back to the same objects, and lenient parsing reads what it refuses for a
