@@ -1,0 +1,408 @@
+// Package acquirer is the reference sync endpoint: the acquirer's side of the protocol in
+// sync/openapi.yaml. It authenticates every request (package signing), authorizes sales
+// online with simulated decisions, stores store-and-forward batches exactly once (by
+// terminal and sequence, and by idempotency key, for ever), verifies the terminals' hash
+// chains, and serves the results feed, merchant-presented orders and terminal configuration.
+package acquirer
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/posagent/posagent"
+	"github.com/posagent/posagent/sync/signing"
+	"github.com/posagent/posagent/sync/wire"
+)
+
+// ChainVerifier recomputes a record's hash and MAC from its fields and the terminal's
+// secret; it returns a reason when they do not match. The terminal's journal defines the
+// chain; the acquirer plugs the same definition in here.
+type ChainVerifier func(secret []byte, rec wire.Record) string
+
+// Options configure a Server. The zero value of each field is a sensible default.
+type Options struct {
+	Log *slog.Logger
+	// Now is the clock (time.Now).
+	Now func() time.Time
+	// Skew is the signature clock-skew window (signing.DefaultSkew).
+	Skew time.Duration
+	// VerifyChain checks each record's own hash and MAC; nil checks only the links.
+	VerifyChain ChainVerifier
+	// SimTimeout is how long a "time out" authorization hangs (30 s).
+	SimTimeout time.Duration
+}
+
+// Server is the HTTP handler of the endpoint.
+type Server struct {
+	store    Store
+	verifier *signing.Verifier
+	opts     Options
+	log      *slog.Logger
+	mux      *http.ServeMux
+	metrics  *metrics
+
+	mu       sync.Mutex
+	attempts map[string]int // simulated "try again" decisions, by idempotency key
+}
+
+// New returns the endpoint over store.
+func New(store Store, opts Options) *Server {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.SimTimeout == 0 {
+		opts.SimTimeout = 30 * time.Second
+	}
+	s := &Server{
+		store:    store,
+		verifier: &signing.Verifier{Keys: store, Nonces: store, Skew: opts.Skew, Now: opts.Now},
+		opts:     opts,
+		log:      opts.Log,
+		mux:      http.NewServeMux(),
+		metrics:  newMetrics(),
+		attempts: map[string]int{},
+	}
+	s.mux.HandleFunc("GET /v1/ping", s.signed(s.ping))
+	s.mux.HandleFunc("POST /v1/authorizations", s.signed(s.authorize))
+	s.mux.HandleFunc("POST /v1/terminals/{terminal}/batches", s.signed(s.batch))
+	s.mux.HandleFunc("GET /v1/terminals/{terminal}/results", s.signed(s.results))
+	s.mux.HandleFunc("GET /v1/terminals/{terminal}/config", s.signed(s.config))
+	s.mux.HandleFunc("GET /v1/orders/{reference}", s.signed(s.order))
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, wire.CodeNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// request is an authenticated request: who signed it and its body.
+type request struct {
+	*http.Request
+	terminal string
+	body     []byte
+}
+
+type handler func(w http.ResponseWriter, r request) (status int)
+
+// signed authenticates the request and logs and counts the outcome.
+func (s *Server) signed(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := s.opts.Now()
+		route := r.Pattern
+		terminal, body, err := s.verifier.Verify(r)
+		status := 0
+		if err != nil {
+			status = s.authError(w, err)
+		} else if t := r.PathValue("terminal"); t != "" && t != terminal {
+			status = writeError(w, http.StatusForbidden, wire.CodeForbidden,
+				fmt.Sprintf("signed by terminal %s, but the path names terminal %s", terminal, t))
+		} else {
+			status = h(w, request{r, terminal, body})
+		}
+		s.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+		s.log.Info("request", "route", route, "terminal", terminal, "status", status,
+			"duration_ms", float64(s.opts.Now().Sub(start).Microseconds())/1000)
+	}
+}
+
+func (s *Server) authError(w http.ResponseWriter, err error) int {
+	switch {
+	case errors.Is(err, signing.ErrMissing), errors.Is(err, signing.ErrMalformed):
+		return writeError(w, http.StatusUnauthorized, wire.CodeUnsigned, err.Error())
+	case errors.Is(err, signing.ErrUnknown):
+		return writeError(w, http.StatusUnauthorized, wire.CodeUnknown, "unknown terminal: register it with `acquirerd terminals add`")
+	case errors.Is(err, signing.ErrStale):
+		return writeError(w, http.StatusUnauthorized, wire.CodeStale, err.Error())
+	case errors.Is(err, signing.ErrReplay):
+		return writeError(w, http.StatusUnauthorized, wire.CodeReplay, "nonce already used: sign every request with a fresh nonce")
+	case errors.Is(err, signing.ErrSignature):
+		return writeError(w, http.StatusUnauthorized, wire.CodeBadSignature, "signature does not match: check the terminal's secret and clock")
+	case errors.Is(err, signing.ErrTooLarge):
+		return writeError(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge, err.Error())
+	}
+	s.log.Error("verify request", "err", err)
+	return writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, "store unavailable")
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) int {
+	return writeJSON(w, status, wire.ErrorBody{Error: wire.Error{Code: code, Message: msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) int {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+	return status
+}
+
+// storeError answers a failure of the store.
+func (s *Server) storeError(w http.ResponseWriter, op string, err error) int {
+	switch {
+	case errors.Is(err, ErrConflict):
+		return writeError(w, http.StatusConflict, wire.CodeConflict, err.Error())
+	case errors.Is(err, ErrNotFound):
+		return writeError(w, http.StatusNotFound, wire.CodeNotFound, op+": not found")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, op+": canceled")
+	}
+	s.log.Error(op, "err", err)
+	return writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, op+": store unavailable, retry later")
+}
+
+func (s *Server) ping(w http.ResponseWriter, r request) int {
+	return writeJSON(w, http.StatusOK, wire.Ping{Terminal: r.terminal, ServerTime: s.opts.Now().UTC()})
+}
+
+func (s *Server) config(w http.ResponseWriter, r request) int {
+	cfg, err := s.store.Config(r.Context(), r.terminal)
+	if err != nil {
+		return s.storeError(w, "config", err)
+	}
+	return writeJSON(w, http.StatusOK, cfg)
+}
+
+func decodeBody[T any](w http.ResponseWriter, body []byte) (T, bool) {
+	v, err := wire.Decode[T](bytes.NewReader(body))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, err.Error())
+		return v, false
+	}
+	return v, true
+}
+
+func (s *Server) authorize(w http.ResponseWriter, r request) int {
+	req, ok := decodeBody[wire.AuthorizationRequest](w, r.body)
+	if !ok {
+		return http.StatusBadRequest
+	}
+	if msg := validateSale(req.ID, req.IdempotencyKey, req.Sequence, req.Amount, req.Currency, req.Method); msg != "" {
+		return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, msg)
+	}
+	if req.Credential == "" {
+		return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, "credential is empty: send the scanned payment code")
+	}
+	switch req.Amount % 100 {
+	case SimTimeout:
+		select {
+		case <-time.After(s.opts.SimTimeout):
+		case <-r.Context().Done():
+		}
+		return writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, "simulated timeout")
+	case SimRetry, SimRateLimit:
+		if s.firstAttempt(r.terminal + "\x00" + req.IdempotencyKey) {
+			if req.Amount%100 == SimRateLimit {
+				w.Header().Set("Retry-After", "1")
+				return writeError(w, http.StatusTooManyRequests, wire.CodeRateLimited, "simulated rate limit: retry after 1 s")
+			}
+			return writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, "simulated outage: try again")
+		}
+	}
+	resp, err := s.store.Authorize(r.Context(), r.terminal, req, func() wire.AuthorizationResponse {
+		d := Decide(req.Amount)
+		d.ID, d.DecidedAt = req.ID, s.opts.Now().UTC()
+		return d
+	})
+	if err != nil {
+		return s.storeError(w, "authorize", err)
+	}
+	s.metrics.decisions.WithLabelValues("online", string(resp.Decision)).Inc()
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) firstAttempt(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.attempts[key]++
+	return s.attempts[key] == 1
+}
+
+// Simulated authorization outcomes, chosen by the last two digits of the amount in minor
+// units (so 12.51 CNY declines). Everything else is approved.
+const (
+	SimDeclineFunds   = 51 // declined: insufficient funds
+	SimDeclineExpired = 52 // declined: payment code expired
+	SimTimeout        = 91 // the authorization hangs for Options.SimTimeout, then 503
+	SimRetry          = 92 // 503 on the first attempt, approved on the next
+	SimRateLimit      = 93 // 429 Retry-After: 1 on the first attempt, approved on the next
+	SimDeclineLater   = 61 // offline record: declined after upload (deferred authorization)
+)
+
+// Decide is the simulated decision for an amount (see the Sim constants).
+func Decide(amount int64) wire.AuthorizationResponse {
+	switch amount % 100 {
+	case SimDeclineFunds:
+		return wire.AuthorizationResponse{Decision: wire.Declined, Reason: "insufficient funds"}
+	case SimDeclineExpired:
+		return wire.AuthorizationResponse{Decision: wire.Declined, Reason: "payment code expired: ask for a new code"}
+	case SimDeclineLater:
+		return wire.AuthorizationResponse{Decision: wire.Declined, Reason: "declined by the issuer"}
+	}
+	return wire.AuthorizationResponse{Decision: wire.Approved, AuthCode: fmt.Sprintf("%06d", amount%1000000)}
+}
+
+func validateSale(id, key string, seq uint64, amount int64, currency, method string) string {
+	switch {
+	case id == "" || len(id) > 64:
+		return "id must be 1 to 64 characters"
+	case key == "" || len(key) > 128:
+		return "idempotency_key must be 1 to 128 characters"
+	case seq == 0:
+		return "sequence must be 1 or more"
+	case amount <= 0:
+		return fmt.Sprintf("amount %d must be positive (minor units)", amount)
+	case method == "":
+		return "method is empty"
+	}
+	if _, err := posagent.LookupCurrency(currency); err != nil || len(currency) != 3 || strings.ToUpper(currency) != currency {
+		return fmt.Sprintf("currency %q must be an ISO 4217 alphabetic code, e.g. CNY", currency)
+	}
+	return ""
+}
+
+// maxAhead bounds how far beyond the previous record a sequence may jump: a terminal's
+// counter has no gaps, so a jump this big is a bug or a forgery ("from the future").
+const maxAhead = 1_000_000
+
+func (s *Server) batch(w http.ResponseWriter, r request) int {
+	b, ok := decodeBody[wire.Batch](w, r.body)
+	if !ok {
+		return http.StatusBadRequest
+	}
+	switch {
+	case len(b.Records) == 0:
+		return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, "batch has no records")
+	case len(b.Records) > wire.MaxBatch:
+		return writeError(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge, fmt.Sprintf("batch has %d records, at most %d", len(b.Records), wire.MaxBatch))
+	}
+	for i, rec := range b.Records {
+		if msg := validateSale(rec.ID, rec.IdempotencyKey, rec.Sequence, rec.Amount, rec.Currency, rec.Method); msg != "" {
+			return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, fmt.Sprintf("records[%d]: %s", i, msg))
+		}
+		if i > 0 && rec.Sequence <= b.Records[i-1].Sequence {
+			return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, fmt.Sprintf("records[%d]: sequence %d is not above the previous record's %d: send records in sequence order", i, rec.Sequence, b.Records[i-1].Sequence))
+		}
+		if i > 0 && rec.Sequence-b.Records[i-1].Sequence > maxAhead {
+			return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, fmt.Sprintf("records[%d]: sequence %d is from the future", i, rec.Sequence))
+		}
+		if !isHex64(rec.Hash) || !isHex64(rec.MAC) || (rec.PrevHash != "" && !isHex64(rec.PrevHash)) {
+			return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, fmt.Sprintf("records[%d]: hash, mac and prev_hash must be 64 hex digits", i))
+		}
+	}
+	secret, err := s.store.Secret(r.Context(), r.terminal)
+	if err != nil {
+		return s.storeError(w, "batch", err)
+	}
+	check := func(prev *wire.Record, rec wire.Record) string {
+		if prev != nil && prev.Hash != rec.PrevHash {
+			return fmt.Sprintf("chain broken: prev_hash does not match the hash of sequence %d", prev.Sequence)
+		}
+		if s.opts.VerifyChain != nil {
+			return s.opts.VerifyChain(secret, rec)
+		}
+		return ""
+	}
+	decide := func(rec wire.Record) wire.Result {
+		d := Decide(rec.Amount)
+		s.metrics.decisions.WithLabelValues("deferred", string(d.Decision)).Inc()
+		return wire.Result{ID: rec.ID, Sequence: rec.Sequence, Decision: d.Decision, Reason: d.Reason, AuthCode: d.AuthCode, DecidedAt: s.opts.Now().UTC()}
+	}
+	resp, err := s.store.StoreBatch(r.Context(), r.terminal, b.Records, check, decide)
+	if err != nil {
+		return s.storeError(w, "batch", err)
+	}
+	for _, res := range resp.Results {
+		s.metrics.records.WithLabelValues(string(res.Status)).Inc()
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+func (s *Server) results(w http.ResponseWriter, r request) int {
+	var after uint64
+	if a := r.URL.Query().Get("after"); a != "" {
+		var err error
+		if after, err = strconv.ParseUint(a, 10, 64); err != nil {
+			return writeError(w, http.StatusBadRequest, wire.CodeBadRequest, fmt.Sprintf("after=%q must be a cursor (a whole number)", a))
+		}
+	}
+	res, err := s.store.Results(r.Context(), r.terminal, after, 500)
+	if err != nil {
+		return s.storeError(w, "results", err)
+	}
+	return writeJSON(w, http.StatusOK, res)
+}
+
+// Simulated merchant-presented orders: a reference ending in "-EXPIRE" expires and one
+// ending in "-CANCEL" is canceled on the second poll; any other is paid on the second poll.
+func (s *Server) order(w http.ResponseWriter, r request) int {
+	ref := r.PathValue("reference")
+	if ref == "" || len(ref) > 25 {
+		return writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "reference must be 1 to 25 characters (EMV tag 62.05)")
+	}
+	o, polls, err := s.store.Order(r.Context(), r.terminal, ref)
+	if err != nil {
+		return s.storeError(w, "order", err)
+	}
+	if o.State == "pending" && polls >= 2 {
+		state := "paid"
+		switch {
+		case strings.HasSuffix(ref, "-EXPIRE"):
+			state = "expired"
+		case strings.HasSuffix(ref, "-CANCEL"):
+			state = "canceled"
+		}
+		now := s.opts.Now()
+		if err := s.store.SetOrder(r.Context(), ref, state, "unionpay", now); err != nil {
+			return s.storeError(w, "order", err)
+		}
+		o.State, o.Scheme = state, "unionpay"
+		if state == "paid" {
+			o.PaidAt = now.UTC()
+		}
+	}
+	return writeJSON(w, http.StatusOK, o)
+}
+
+type metrics struct {
+	registry  *prometheus.Registry
+	requests  *prometheus.CounterVec
+	records   *prometheus.CounterVec
+	decisions *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry:  prometheus.NewRegistry(),
+		requests:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acquirerd_requests_total", Help: "Requests by route and HTTP status."}, []string{"route", "status"}),
+		records:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acquirerd_records_total", Help: "Uploaded records by outcome."}, []string{"status"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acquirerd_decisions_total", Help: "Authorization decisions by kind and outcome."}, []string{"kind", "decision"}),
+	}
+	m.registry.MustRegister(m.requests, m.records, m.decisions, prometheus.NewGoCollector())
+	return m
+}

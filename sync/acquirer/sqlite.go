@@ -1,0 +1,435 @@
+package acquirer
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/posagent/posagent/sync/signing"
+	"github.com/posagent/posagent/sync/wire"
+)
+
+var schema = []string{`
+CREATE TABLE IF NOT EXISTS terminals (
+	id         TEXT PRIMARY KEY,
+	secret     BLOB NOT NULL,            -- AES-GCM under the master key: nonce || ciphertext
+	policy     TEXT NOT NULL,
+	created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nonces (
+	terminal   TEXT NOT NULL,
+	nonce      TEXT NOT NULL,
+	expires_at INTEGER NOT NULL,
+	PRIMARY KEY (terminal, nonce)
+);
+CREATE TABLE IF NOT EXISTS authorizations (
+	terminal        TEXT NOT NULL,
+	idempotency_key TEXT NOT NULL,
+	content         TEXT NOT NULL,       -- hash of the request, to tell a retry from a reuse
+	response        TEXT NOT NULL,
+	PRIMARY KEY (terminal, idempotency_key)
+);
+CREATE TABLE IF NOT EXISTS records (
+	terminal        TEXT NOT NULL,
+	sequence        INTEGER NOT NULL,
+	id              TEXT NOT NULL,
+	idempotency_key TEXT NOT NULL,
+	content         TEXT NOT NULL,
+	hash            TEXT NOT NULL,
+	prev_hash       TEXT NOT NULL,
+	body            TEXT NOT NULL,
+	received_at     TEXT NOT NULL,
+	PRIMARY KEY (terminal, sequence),
+	UNIQUE (terminal, idempotency_key)
+);
+CREATE TABLE IF NOT EXISTS results (
+	cursor   INTEGER PRIMARY KEY AUTOINCREMENT,
+	terminal TEXT NOT NULL,
+	body     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_terminal ON results (terminal, cursor);
+CREATE TABLE IF NOT EXISTS orders (
+	reference  TEXT PRIMARY KEY,
+	terminal   TEXT NOT NULL,
+	polls      INTEGER NOT NULL DEFAULT 0,
+	body       TEXT NOT NULL
+);`}
+
+// SQLite is the embedded Store: one file, WAL, synchronous=FULL, writes serialised through
+// one connection in BEGIN IMMEDIATE transactions.
+type SQLite struct {
+	db   *sql.DB
+	aead cipher.AEAD
+	now  func() time.Time
+}
+
+var _ Store = (*SQLite)(nil)
+
+// OpenSQLite opens (creating if needed) the store at path; masterKey (32 bytes) encrypts
+// the terminals' secrets at rest.
+func OpenSQLite(path string, masterKey []byte) (*SQLite, error) {
+	aead, err := newAEAD(masterKey)
+	if err != nil {
+		return nil, err
+	}
+	dsn := "file:" + path + "?_journal_mode=WAL&_synchronous=FULL&_busy_timeout=5000&_txlock=immediate&_foreign_keys=on"
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open acquirer store: %w", err)
+	}
+	db.SetMaxOpenConns(1) // one writer; SQLite serialises writes anyway
+	for _, stmt := range schema {
+		if _, err := db.Exec(stmt); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open acquirer store %s: migrate: %w", path, err)
+		}
+	}
+	return &SQLite{db: db, aead: aead, now: time.Now}, nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	if len(key) != 32 {
+		return nil, fmt.Errorf("master key must be 32 bytes, got %d", len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// Close closes the database.
+func (s *SQLite) Close() error { return s.db.Close() }
+
+func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Secret implements Store.
+func (s *SQLite) Secret(ctx context.Context, terminal string) ([]byte, error) {
+	var sealed []byte
+	err := s.db.QueryRowContext(ctx, `SELECT secret FROM terminals WHERE id = ?`, terminal).Scan(&sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, signing.ErrUnknown
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up terminal: %w", err)
+	}
+	n := s.aead.NonceSize()
+	if len(sealed) < n {
+		return nil, errors.New("look up terminal: stored secret is corrupt")
+	}
+	secret, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(terminal))
+	if err != nil {
+		return nil, errors.New("look up terminal: cannot decrypt the secret (wrong master key?)")
+	}
+	return secret, nil
+}
+
+// Seen implements Store and signing.Nonces.
+func (s *SQLite) Seen(ctx context.Context, terminal, nonce string, expires time.Time) (bool, error) {
+	seen := false
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		now := s.now().Unix()
+		if _, err := tx.ExecContext(ctx, `DELETE FROM nonces WHERE expires_at < ?`, now); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO nonces (terminal, nonce, expires_at) VALUES (?, ?, ?)`, terminal, nonce, expires.Unix())
+		if isUnique(err) {
+			seen = true
+			return nil
+		}
+		return err
+	})
+	return seen, err
+}
+
+// AddTerminal implements Store.
+func (s *SQLite) AddTerminal(ctx context.Context, terminal string, secret []byte, policy wire.Policy) error {
+	nonce := make([]byte, s.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return err
+	}
+	sealed := s.aead.Seal(nonce, nonce, secret, []byte(terminal))
+	p, _ := json.Marshal(policy)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO terminals (id, secret, policy, created_at) VALUES (?, ?, ?, ?)`,
+		terminal, sealed, string(p), s.now().UTC().Format(time.RFC3339))
+	if isUnique(err) {
+		return fmt.Errorf("terminal %s: %w", terminal, ErrExists)
+	}
+	return err
+}
+
+// Config implements Store.
+func (s *SQLite) Config(ctx context.Context, terminal string) (wire.TerminalConfig, error) {
+	var p string
+	err := s.db.QueryRowContext(ctx, `SELECT policy FROM terminals WHERE id = ?`, terminal).Scan(&p)
+	if errors.Is(err, sql.ErrNoRows) {
+		return wire.TerminalConfig{}, ErrNotFound
+	}
+	if err != nil {
+		return wire.TerminalConfig{}, err
+	}
+	cfg := wire.TerminalConfig{Terminal: terminal}
+	return cfg, json.Unmarshal([]byte(p), &cfg.Policy)
+}
+
+// Authorize implements Store.
+func (s *SQLite) Authorize(ctx context.Context, terminal string, req wire.AuthorizationRequest, decide func() wire.AuthorizationResponse) (wire.AuthorizationResponse, error) {
+	content := contentHash(req)
+	var resp wire.AuthorizationResponse
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var stored, body string
+		err := tx.QueryRowContext(ctx, `SELECT content, response FROM authorizations WHERE terminal = ? AND idempotency_key = ?`,
+			terminal, req.IdempotencyKey).Scan(&stored, &body)
+		switch {
+		case err == nil && stored != content:
+			return fmt.Errorf("idempotency key %q: %w", req.IdempotencyKey, ErrConflict)
+		case err == nil:
+			return json.Unmarshal([]byte(body), &resp)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		resp = decide()
+		b, _ := json.Marshal(resp)
+		_, err = tx.ExecContext(ctx, `INSERT INTO authorizations (terminal, idempotency_key, content, response) VALUES (?, ?, ?, ?)`,
+			terminal, req.IdempotencyKey, content, string(b))
+		return err
+	})
+	return resp, err
+}
+
+// StoreBatch implements Store.
+func (s *SQLite) StoreBatch(ctx context.Context, terminal string, recs []wire.Record, check func(prev *wire.Record, rec wire.Record) string, decide func(wire.Record) wire.Result) (wire.BatchResponse, error) {
+	var out wire.BatchResponse
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		out = wire.BatchResponse{Results: make([]wire.RecordResult, 0, len(recs))}
+		for _, rec := range recs {
+			res, err := s.storeRecord(ctx, tx, terminal, rec, check, decide)
+			if err != nil {
+				return err
+			}
+			out.Results = append(out.Results, res)
+		}
+		var err error
+		out.HighWater, out.Gaps, err = highWater(ctx, tx, terminal)
+		return err
+	})
+	return out, err
+}
+
+func (s *SQLite) storeRecord(ctx context.Context, tx *sql.Tx, terminal string, rec wire.Record, check func(*wire.Record, wire.Record) string, decide func(wire.Record) wire.Result) (wire.RecordResult, error) {
+	res := wire.RecordResult{Sequence: rec.Sequence, ID: rec.ID}
+	content := contentHash(recordIdentity(rec))
+	var stored string
+	err := tx.QueryRowContext(ctx, `SELECT content FROM records WHERE terminal = ? AND sequence = ?`, terminal, rec.Sequence).Scan(&stored)
+	switch {
+	case err == nil && stored == content:
+		res.Status = wire.Duplicate
+		return res, nil
+	case err == nil:
+		res.Status, res.Reason = wire.Rejected, fmt.Sprintf("fork: sequence %d is already stored with other content", rec.Sequence)
+		return res, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return res, err
+	}
+	var otherSeq uint64
+	err = tx.QueryRowContext(ctx, `SELECT sequence FROM records WHERE terminal = ? AND idempotency_key = ?`, terminal, rec.IdempotencyKey).Scan(&otherSeq)
+	if err == nil {
+		res.Status, res.Reason = wire.Rejected, fmt.Sprintf("conflict: idempotency key already used by sequence %d", otherSeq)
+		return res, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return res, err
+	}
+	var prev *wire.Record
+	var prevBody string
+	err = tx.QueryRowContext(ctx, `SELECT body FROM records WHERE terminal = ? AND sequence = ?`, terminal, rec.Sequence-1).Scan(&prevBody)
+	if err == nil {
+		prev = new(wire.Record)
+		if err := json.Unmarshal([]byte(prevBody), prev); err != nil {
+			return res, err
+		}
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return res, err
+	}
+	if reason := check(prev, rec); reason != "" {
+		res.Status, res.Reason = wire.Rejected, reason
+		return res, nil
+	}
+	stripped := rec
+	stripped.Credential = "" // the acquirer authorizes with it once; it is not kept
+	body, _ := json.Marshal(stripped)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO records (terminal, sequence, id, idempotency_key, content, hash, prev_hash, body, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, terminal, rec.Sequence, rec.ID, rec.IdempotencyKey, content, rec.Hash, rec.PrevHash,
+		string(body), s.now().UTC().Format(time.RFC3339Nano)); err != nil {
+		return res, err
+	}
+	if rec.State == "stored" || rec.State == "uploading" {
+		r := decide(rec)
+		b, _ := json.Marshal(r)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO results (terminal, body) VALUES (?, ?)`, terminal, string(b)); err != nil {
+			return res, err
+		}
+	}
+	res.Status = wire.Accepted
+	return res, nil
+}
+
+// highWater returns the highest sequence up to which every record is stored, and the gaps
+// above it.
+func highWater(ctx context.Context, tx *sql.Tx, terminal string) (uint64, []wire.Gap, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT sequence FROM records WHERE terminal = ? ORDER BY sequence`, terminal)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer rows.Close()
+	var seqs []uint64
+	for rows.Next() {
+		var q uint64
+		if err := rows.Scan(&q); err != nil {
+			return 0, nil, err
+		}
+		seqs = append(seqs, q)
+	}
+	return gaps(seqs)
+}
+
+// gaps computes the high-water mark and the missing runs of a sorted sequence list that
+// should start at 1.
+func gaps(seqs []uint64) (uint64, []wire.Gap, error) {
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	var hw uint64
+	var gs []wire.Gap
+	next := uint64(1)
+	contiguous := true
+	for _, q := range seqs {
+		if q > next {
+			gs = append(gs, wire.Gap{From: next, To: q - 1})
+			contiguous = false
+		}
+		if contiguous {
+			hw = q
+		}
+		next = q + 1
+	}
+	return hw, gs, nil
+}
+
+// Results implements Store.
+func (s *SQLite) Results(ctx context.Context, terminal string, after uint64, limit int) (wire.Results, error) {
+	out := wire.Results{Results: []wire.Result{}, Next: after}
+	rows, err := s.db.QueryContext(ctx, `SELECT cursor, body FROM results WHERE terminal = ? AND cursor > ? ORDER BY cursor LIMIT ?`, terminal, after, limit)
+	if err != nil {
+		return out, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var cur uint64
+		var body string
+		if err := rows.Scan(&cur, &body); err != nil {
+			return out, err
+		}
+		var r wire.Result
+		if err := json.Unmarshal([]byte(body), &r); err != nil {
+			return out, err
+		}
+		r.Cursor = cur
+		out.Results = append(out.Results, r)
+		out.Next = cur
+	}
+	return out, rows.Err()
+}
+
+// Order implements Store.
+func (s *SQLite) Order(ctx context.Context, terminal, reference string) (wire.Order, int, error) {
+	var o wire.Order
+	polls := 0
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var owner, body string
+		err := tx.QueryRowContext(ctx, `SELECT terminal, polls, body FROM orders WHERE reference = ?`, reference).Scan(&owner, &polls, &body)
+		if errors.Is(err, sql.ErrNoRows) {
+			o, polls = wire.Order{Reference: reference, State: "pending"}, 1
+			b, _ := json.Marshal(o)
+			_, err = tx.ExecContext(ctx, `INSERT INTO orders (reference, terminal, polls, body) VALUES (?, ?, 1, ?)`, reference, terminal, string(b))
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if owner != terminal {
+			return ErrNotFound
+		}
+		polls++
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET polls = ? WHERE reference = ?`, polls, reference); err != nil {
+			return err
+		}
+		return json.Unmarshal([]byte(body), &o)
+	})
+	return o, polls, err
+}
+
+// SetOrder implements Store.
+func (s *SQLite) SetOrder(ctx context.Context, reference, state, scheme string, at time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var body string
+		if err := tx.QueryRowContext(ctx, `SELECT body FROM orders WHERE reference = ?`, reference).Scan(&body); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return ErrNotFound
+			}
+			return err
+		}
+		var o wire.Order
+		if err := json.Unmarshal([]byte(body), &o); err != nil {
+			return err
+		}
+		o.State, o.Scheme = state, scheme
+		if state == "paid" {
+			o.PaidAt = at.UTC()
+		}
+		b, _ := json.Marshal(o)
+		_, err := tx.ExecContext(ctx, `UPDATE orders SET body = ? WHERE reference = ?`, string(b), reference)
+		return err
+	})
+}
+
+// recordIdentity is what makes two uploads "the same record": everything but the state the
+// terminal had when sending and the credential.
+func recordIdentity(r wire.Record) wire.Record {
+	r.State, r.Credential = "", ""
+	return r
+}
+
+func contentHash(v any) string {
+	b, _ := json.Marshal(v)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func isUnique(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.Code == sqlite3.ErrConstraint
+	}
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint")
+}

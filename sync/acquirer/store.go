@@ -1,0 +1,46 @@
+package acquirer
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/posagent/posagent/sync/wire"
+)
+
+// Store is the acquirer's source of truth. Every method is one transaction: what it
+// reports as stored is durably stored, and concurrent calls from several nodes (on
+// PostgreSQL) or goroutines serialise on the database's unique keys, not on memory.
+type Store interface {
+	// Secret returns a terminal's signing secret, or an error wrapping signing.ErrUnknown.
+	Secret(ctx context.Context, terminal string) ([]byte, error)
+	// Seen records a nonce until expires and reports whether it was already recorded.
+	Seen(ctx context.Context, terminal, nonce string, expires time.Time) (bool, error)
+	// AddTerminal registers a terminal with its secret and policy; ErrExists if present.
+	AddTerminal(ctx context.Context, terminal string, secret []byte, policy wire.Policy) error
+	// Config returns a terminal's configuration.
+	Config(ctx context.Context, terminal string) (wire.TerminalConfig, error)
+	// Authorize stores the decision for an authorization request, or returns the decision
+	// stored before for the same (terminal, idempotency key); a reuse of the key with other
+	// content is ErrConflict.
+	Authorize(ctx context.Context, terminal string, req wire.AuthorizationRequest, decide func() wire.AuthorizationResponse) (wire.AuthorizationResponse, error)
+	// StoreBatch stores records in order and answers each; decide is called for every
+	// newly accepted offline record and its outcome appended to the results feed in the
+	// same transaction.
+	StoreBatch(ctx context.Context, terminal string, recs []wire.Record, check func(prev *wire.Record, rec wire.Record) string, decide func(wire.Record) wire.Result) (wire.BatchResponse, error)
+	// Results returns up to limit outcomes after the cursor.
+	Results(ctx context.Context, terminal string, after uint64, limit int) (wire.Results, error)
+	// Order returns a merchant-presented order, creating it pending when first asked for,
+	// and how many times it has been asked for (this one included).
+	Order(ctx context.Context, terminal, reference string) (wire.Order, int, error)
+	// SetOrder changes an order's state (the simulator "pays" orders with it).
+	SetOrder(ctx context.Context, reference, state, scheme string, at time.Time) error
+	Close() error
+}
+
+// Sentinels callers branch on.
+var (
+	ErrExists   = errors.New("already exists")
+	ErrConflict = errors.New("idempotency key reused with different content")
+	ErrNotFound = errors.New("not found")
+)

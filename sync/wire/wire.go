@@ -1,0 +1,194 @@
+// Package wire holds the messages of the acquirer protocol (sync/openapi.yaml), shared by
+// the terminal's client (sync/uplink) and the reference endpoint (sync/acquirer). Amounts
+// are integer minor units with an ISO 4217 alphabetic currency; times are RFC 3339 UTC.
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Error is the body of every error answer: {"error": {"code": "…", "message": "…"}}.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// ErrorBody wraps Error as the protocol sends it.
+type ErrorBody struct {
+	Error Error `json:"error"`
+}
+
+// Error codes the endpoint answers with, each with one HTTP status.
+const (
+	CodeBadRequest   = "bad_request"      // 400: malformed JSON, unknown field, wrong type
+	CodeUnsigned     = "unauthenticated"  // 401: no or malformed signature headers
+	CodeBadSignature = "bad_signature"    // 401
+	CodeStale        = "stale_timestamp"  // 401
+	CodeReplay       = "replayed_nonce"   // 401
+	CodeUnknown      = "unknown_terminal" // 401
+	CodeForbidden    = "forbidden"        // 403: signed by one terminal, about another
+	CodeNotFound     = "not_found"        // 404
+	CodeConflict     = "conflict"         // 409: idempotency key reused with other content
+	CodeTooLarge     = "too_large"        // 413
+	CodeInvalid      = "invalid"          // 422: well-formed but breaks a rule
+	CodeRateLimited  = "rate_limited"     // 429, with Retry-After
+	CodeUnavailable  = "unavailable"      // 503
+)
+
+// Ping is the answer to GET /v1/ping.
+type Ping struct {
+	Terminal   string    `json:"terminal"`
+	ServerTime time.Time `json:"server_time"`
+}
+
+// AuthorizationRequest asks for online authorization of one sale (POST /v1/authorizations).
+type AuthorizationRequest struct {
+	ID             string    `json:"id"`              // the journal's UUIDv7
+	Sequence       uint64    `json:"sequence"`        // the journal's sequence number
+	IdempotencyKey string    `json:"idempotency_key"` // the POS app's key
+	Reference      string    `json:"reference,omitempty"`
+	CapturedAt     time.Time `json:"captured_at"`
+	Amount         int64     `json:"amount"`
+	Currency       string    `json:"currency"`
+	Method         string    `json:"method"`
+	Scheme         string    `json:"scheme,omitempty"`
+	Credential     string    `json:"credential"` // the payment code; TLS protects it in transit
+}
+
+// Decision is an authorization outcome.
+type Decision string
+
+const (
+	Approved Decision = "approved"
+	Declined Decision = "declined"
+)
+
+// AuthorizationResponse answers an authorization (also for a retried request: the same
+// idempotency key gets the original answer).
+type AuthorizationResponse struct {
+	ID        string    `json:"id"`
+	Decision  Decision  `json:"decision"`
+	Reason    string    `json:"reason,omitempty"`
+	AuthCode  string    `json:"auth_code,omitempty"`
+	DecidedAt time.Time `json:"decided_at"`
+}
+
+// Record is one journal record in a store-and-forward batch. PrevHash, Hash and MAC are the
+// journal's chain (hex): the endpoint recomputes them to prove nothing was changed or lost.
+type Record struct {
+	ID             string    `json:"id"`
+	Sequence       uint64    `json:"sequence"`
+	IdempotencyKey string    `json:"idempotency_key"`
+	Reference      string    `json:"reference,omitempty"`
+	CapturedAt     time.Time `json:"captured_at"`
+	Amount         int64     `json:"amount"`
+	Currency       string    `json:"currency"`
+	Method         string    `json:"method"`
+	Scheme         string    `json:"scheme,omitempty"`
+	Offline        bool      `json:"offline"`
+	State          string    `json:"state"` // the terminal's state when sent: stored, approved, …
+	Credential     string    `json:"credential,omitempty"`
+	PrevHash       string    `json:"prev_hash"`
+	Hash           string    `json:"hash"`
+	MAC            string    `json:"mac"`
+}
+
+// Batch is POST /v1/terminals/{terminal}/batches: records in ascending sequence order.
+type Batch struct {
+	Records []Record `json:"records"`
+}
+
+// MaxBatch is the most records one batch may hold.
+const MaxBatch = 500
+
+// Status is the endpoint's answer for one record.
+type Status string
+
+const (
+	Accepted  Status = "accepted"  // stored now, durably
+	Duplicate Status = "duplicate" // stored before (same sequence or idempotency key, same content)
+	Rejected  Status = "rejected"  // not stored; Reason says why
+)
+
+// RecordResult is the per-record answer to a batch.
+type RecordResult struct {
+	Sequence uint64 `json:"sequence"`
+	ID       string `json:"id"`
+	Status   Status `json:"status"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// BatchResponse answers a batch: one result per record, in order, and the high-water mark
+// (the highest sequence such that every record up to it is stored). Gaps and Forks report
+// chain problems the endpoint saw.
+type BatchResponse struct {
+	Results   []RecordResult `json:"results"`
+	HighWater uint64         `json:"high_water"`
+	Gaps      []Gap          `json:"gaps,omitempty"`
+}
+
+// Gap is a run of missing sequence numbers.
+type Gap struct {
+	From uint64 `json:"from"`
+	To   uint64 `json:"to"`
+}
+
+// Result is an outcome of a deferred (offline) authorization in the results feed.
+type Result struct {
+	Cursor    uint64    `json:"cursor"`
+	ID        string    `json:"id"`
+	Sequence  uint64    `json:"sequence"`
+	Decision  Decision  `json:"decision"`
+	Reason    string    `json:"reason,omitempty"`
+	AuthCode  string    `json:"auth_code,omitempty"`
+	DecidedAt time.Time `json:"decided_at"`
+}
+
+// Results is GET /v1/terminals/{terminal}/results?after=C.
+type Results struct {
+	Results []Result `json:"results"`
+	Next    uint64   `json:"next"` // pass as after= next time
+}
+
+// Order is the status of a merchant-presented (dynamic QR) sale: GET /v1/orders/{reference}.
+type Order struct {
+	Reference string    `json:"reference"`
+	State     string    `json:"state"` // pending, paid, expired, canceled
+	Amount    int64     `json:"amount"`
+	Currency  string    `json:"currency"`
+	Scheme    string    `json:"scheme,omitempty"`
+	PaidAt    time.Time `json:"paid_at,omitzero"`
+}
+
+// Policy is the offline risk policy the acquirer sets for a terminal.
+type Policy struct {
+	MethodsOffline []string         `json:"methods_offline"`
+	MaxAmount      map[string]int64 `json:"max_amount"`      // per transaction, by currency
+	MaxOutstanding map[string]int64 `json:"max_outstanding"` // total stored, by currency
+	MaxCount       int              `json:"max_count"`
+	MaxAgeSeconds  int64            `json:"max_age_seconds"`
+}
+
+// TerminalConfig is GET /v1/terminals/{terminal}/config.
+type TerminalConfig struct {
+	Terminal string `json:"terminal"`
+	Policy   Policy `json:"policy"`
+}
+
+// Decode reads one JSON value of type T strictly: unknown fields, trailing data and wrong
+// types are errors that name the problem.
+func Decode[T any](r io.Reader) (T, error) {
+	var v T
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return v, fmt.Errorf("decode %T: %w", v, err)
+	}
+	if dec.More() {
+		return v, fmt.Errorf("decode %T: trailing data after the JSON value", v)
+	}
+	return v, nil
+}
