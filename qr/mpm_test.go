@@ -362,7 +362,6 @@ func rawEncode(objs []Object) string {
 	return b.String()
 }
 
-
 // TestBuildMPM_Property: BuildMPM accepts exactly what strict parsing accepts, whatever it
 // accepts parses back to the same objects, and lenient parsing reads what it refuses for a
 // field rule.

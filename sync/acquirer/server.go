@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/posagent/posagent"
@@ -403,6 +404,6 @@ func newMetrics() *metrics {
 		records:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acquirerd_records_total", Help: "Uploaded records by outcome."}, []string{"status"}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acquirerd_decisions_total", Help: "Authorization decisions by kind and outcome."}, []string{"kind", "decision"}),
 	}
-	m.registry.MustRegister(m.requests, m.records, m.decisions, prometheus.NewGoCollector())
+	m.registry.MustRegister(m.requests, m.records, m.decisions, collectors.NewGoCollector())
 	return m
 }
