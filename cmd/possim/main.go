@@ -1,0 +1,73 @@
+// Command possim simulates the terminal's peripherals on pseudo-terminals: a receipt
+// printer, a barcode/QR scanner and a 2×20 customer display, each behind a link in DIR
+// (DIR/printer, DIR/scanner, DIR/display) that posagent opens like a serial port, plus a
+// control interface on 127.0.0.1 (its address in DIR/control.addr) to scan codes, read
+// the display, set the printer's state and unplug devices. It runs until SIGINT/SIGTERM.
+//
+//	possim --dir /tmp/sim
+//	posagent display --port /tmp/sim/display "TOTAL" "CNY 12.50"
+//	curl -d '{"code":"134567890123456789","aim":"]Q1"}' http://$(cat /tmp/sim/control.addr)/scanner/scan
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/posagent/posagent/internal/possim"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("possim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "directory for the device links and control.addr (created if missing)")
+	listen := fs.String("listen", "127.0.0.1:0", "address of the control interface")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: possim --dir DIR [--listen 127.0.0.1:PORT]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *dir == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "possim: --dir DIR is required and nothing else (hint: possim --dir /tmp/sim)")
+		return 2
+	}
+	sim, err := possim.New(*dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "possim: %v\n", err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan string, 1)
+	ctlErr := make(chan error, 1)
+	go func() { ctlErr <- sim.Control(ctx, *listen, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-ctlErr:
+		cancel()
+		sim.Run(ctx)
+		fmt.Fprintf(stderr, "possim: %v\n", err)
+		return 1
+	}
+	for _, n := range sim.Names() {
+		fmt.Fprintf(stdout, "%-8s %s -> %s\n", n, sim.Path(n), sim.TTY(n))
+	}
+	fmt.Fprintf(stdout, "control  http://%s/ (address in %s/%s)\n", addr, *dir, possim.ControlAddrFile)
+	sim.Run(ctx)
+	<-ctlErr
+	return 0
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRun(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sim")
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	code := make(chan int, 1)
+	go func() { code <- run(ctx, []string{"--dir", dir}, &out, &errOut) }()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(out.String(), "control"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no start-up lines: %q %q", out.String(), errOut.String())
+		}
+	}
+	for _, n := range []string{"printer", "scanner", "display", "control.addr"} {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+	}
+	cancel()
+	if c := <-code; c != 0 {
+		t.Errorf("exit %d after SIGINT: %s", c, errOut.String())
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "printer")); err == nil {
+		t.Error("links left behind after exit")
+	}
+}
+
+func TestRun_Usage(t *testing.T) {
+	for _, args := range [][]string{nil, {"--dir"}, {"--dir", "x", "extra"}, {"--nope"}} {
+		var out, errOut syncBuffer
+		if c := run(context.Background(), args, &out, &errOut); c != 2 {
+			t.Errorf("%v: exit %d, want 2", args, c)
+		}
+	}
+}
