@@ -85,6 +85,11 @@ type Options struct {
 	// Enumerate lists the machine's ports, for USB locators; nil means ListPorts.
 	Enumerate func() ([]PortInfo, error)
 
+	// WaitForDevice makes Open succeed when the device is not there yet: the Port starts
+	// disconnected and connects, with Backoff, when it appears (reads and writes wait or
+	// time out as during a replug). Without it, Open fails for an absent device.
+	WaitForDevice bool
+
 	// OnEvent, if set, is called on connection changes, from the goroutine that saw them;
 	// it must return quickly.
 	OnEvent func(Event)
@@ -156,8 +161,8 @@ type Port struct {
 var _ io.ReadWriteCloser = (*Port)(nil)
 
 // Open finds and opens the device. It fails if the device is not there now (the error
-// wraps ErrNotFound, or the system's reason); once open, the Port reconnects on its own
-// until Close. ctx bounds only the opening.
+// wraps ErrNotFound, or the system's reason) unless Options.WaitForDevice is set; once
+// open, the Port reconnects on its own until Close. ctx bounds only the opening.
 func Open(ctx context.Context, loc Locator, opt Options) (*Port, error) {
 	if opt.Baud == 0 {
 		opt.Baud = 9600
@@ -213,10 +218,18 @@ func Open(ctx context.Context, loc Locator, opt Options) (*Port, error) {
 		return nil, err
 	}
 	c, name, err := p.dial()
-	if err != nil {
+	if err != nil && !opt.WaitForDevice {
 		return nil, err
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	if err != nil {
+		p.up = make(chan struct{})
+		p.downAt = time.Now()
+		p.wg.Add(1)
+		p.emit(Event{Kind: Disconnected, Err: err})
+		go p.reconnect()
+		return p, nil
+	}
 	p.cur, p.name, p.gen = c, name, 1
 	p.up = make(chan struct{})
 	close(p.up)

@@ -317,3 +317,32 @@ func TestPort_ReadTimeoutWhileAway(t *testing.T) {
 		t.Errorf("Read while away returned after %v, before the timeout: a busy loop", el)
 	}
 }
+
+// TestOpen_WaitForDevice: a device absent at start is connected when it appears, and a
+// write made before that waits for it.
+func TestOpen_WaitForDevice(t *testing.T) {
+	dev := newFakeDev(t)
+	dev.unplug()
+	ev := make(events, 8)
+	p := openTest(t, dev.link, Options{Baud: 115200, WaitForDevice: true, OnEvent: ev.on})
+	ev.wait(t, Disconnected)
+	if p.Connected() {
+		t.Fatal("Connected() before the device exists")
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		dev.plug()
+	}()
+	ev.wait(t, Connected)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Write([]byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	if got := dev.readN(4); string(got) != "late" {
+		t.Fatalf("device got %q", got)
+	}
+}
