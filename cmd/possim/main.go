@@ -33,8 +33,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "directory for the device links and control.addr (created if missing)")
 	listen := fs.String("listen", "127.0.0.1:0", "address of the control interface")
+	paper := fs.Int("paper-dots", 576, "printer paper width in dots: 576 for 80 mm, 384 for 58 mm")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: possim --dir DIR [--listen 127.0.0.1:PORT]")
+		fmt.Fprintln(stderr, "usage: possim --dir DIR [--listen 127.0.0.1:PORT] [--paper-dots 576|384]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -44,11 +45,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "possim: --dir DIR is required and nothing else (hint: possim --dir /tmp/sim)")
 		return 2
 	}
+	if *paper < 96 || *paper > 2048 || *paper%8 != 0 {
+		fmt.Fprintf(stderr, "possim: --paper-dots %d must be a multiple of 8 from 96 to 2048 (hint: 576 for 80 mm, 384 for 58 mm)\n", *paper)
+		return 2
+	}
 	sim, err := possim.New(*dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "possim: %v\n", err)
 		return 1
 	}
+	sim.Printer.WidthDots = *paper
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ready := make(chan string, 1)
