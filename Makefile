@@ -7,7 +7,7 @@ BIN         := bin
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 20s
 # The fuzz targets: package and function, one per line of `make fuzz`.
-FUZZ_TARGETS := ./qr:FuzzParseMPM ./qr:FuzzBuildMPM ./qr:FuzzClassify ./qr:FuzzDecodeCPM ./qr:FuzzDecodeTLV ./qr:FuzzDecodeImage ./qr:FuzzReadImage ./sync/signing:FuzzVerify ./sync/acquirer:FuzzServer_Decode ./drivers/scanner:FuzzFramer .:FuzzDecodeReceipt ./drivers/escpos:FuzzDecodeStatus ./internal/possim:FuzzParseESCPOS
+FUZZ_TARGETS := ./qr:FuzzParseMPM ./qr:FuzzBuildMPM ./qr:FuzzClassify ./qr:FuzzDecodeCPM ./qr:FuzzDecodeTLV ./qr:FuzzDecodeImage ./qr:FuzzReadImage ./sync/signing:FuzzVerify ./sync/acquirer:FuzzServer_Decode ./drivers/scanner:FuzzFramer .:FuzzDecodeReceipt ./drivers/escpos:FuzzDecodeStatus ./internal/possim:FuzzParseESCPOS ./offline:FuzzEntryDecode ./offline:FuzzParsePolicy
 
 .PHONY: all build test bench lint fuzz cross test-arm clean soak
 
@@ -19,7 +19,7 @@ build:
 
 ## test: the whole suite with the race detector
 test:
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 -timeout 8m $(PKGS)
 
 ## bench: the figures: MPM parse/build, render, decode per 640x480 frame, decode success by distortion (with zbarimg),
 ##        journal store p50/p99 beside a bare go-sqlite3 insert (the floor) and the crypto+chain cost (offline BenchmarkStore)

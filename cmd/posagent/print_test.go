@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
-
 	"github.com/posagent/posagent/internal/possim"
 )
 
@@ -24,28 +22,35 @@ const printReceipt = `{"currency": "CNY",
  "footer": ["谢谢惠顾 Thank you"]}`
 
 // simPrinter serves the simulated printer on a pty and returns it and the device path.
+// The pty comes from possim.Link, whose master is non-blocking: closing it interrupts the
+// simulator's read, so the cleanup cannot hang on a blocked reader.
 func simPrinter(t *testing.T, widthDots int) (*possim.Printer, string) {
 	t.Helper()
-	ptmx, tty, err := pty.Open()
+	dir := t.TempDir()
+	link, err := possim.NewLink(filepath.Join(dir, "printer"))
 	if err != nil {
 		t.Skipf("no pty: %v", err)
 	}
-	sim := possim.NewPrinter(t.TempDir())
+	sim := possim.NewPrinter(dir)
 	sim.WidthDots = widthDots
 	sim.IdleEnd = 150 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	master := link.Master()
 	go func() {
 		defer close(done)
-		sim.Serve(ctx, ptmx) //nolint:errcheck
+		sim.Serve(ctx, master) //nolint:errcheck
 	}()
 	t.Cleanup(func() {
 		cancel()
-		ptmx.Close()
-		tty.Close()
-		<-done
+		link.Unplug()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("the simulated printer did not stop within 10 s of its pty closing")
+		}
 	})
-	return sim, tty.Name()
+	return sim, link.Path
 }
 
 func TestMain_Print(t *testing.T) {

@@ -3,10 +3,10 @@ package escpos
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
 	"go.bug.st/serial"
 
 	"github.com/posagent/posagent"
@@ -52,28 +52,38 @@ func mustProfile(t testing.TB, name string) *Profile {
 }
 
 // simPair starts the simulated printer on a pty and opens the pty's other side through
-// go.bug.st/serial, as posagent opens a real port.
+// go.bug.st/serial, as posagent opens a real port. The pty comes from possim.Link, whose
+// master is non-blocking, so closing it stops the simulator's reader.
 func simPair(t testing.TB, widthDots int) (*possim.Printer, serial.Port) {
 	t.Helper()
-	ptmx, tty, err := pty.Open()
+	dir := t.TempDir()
+	link, err := possim.NewLink(filepath.Join(dir, "printer"))
 	if err != nil {
 		t.Skipf("no pty: %v", err)
 	}
-	sim := possim.NewPrinter(t.TempDir())
+	sim := possim.NewPrinter(dir)
 	sim.WidthDots = widthDots
 	sim.IdleEnd = 150 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	master := link.Master()
 	go func() {
 		defer close(done)
-		sim.Serve(ctx, ptmx) //nolint:errcheck
+		sim.Serve(ctx, master) //nolint:errcheck
 	}()
-	port := openSerial(t, tty)
+	port, err := serial.Open(link.Path, &serial.Mode{BaudRate: 115200})
+	if err != nil {
+		t.Fatalf("open %s: %v", link.Path, err)
+	}
 	t.Cleanup(func() {
 		port.Close()
 		cancel()
-		ptmx.Close()
-		<-done
+		link.Unplug()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("the simulated printer did not stop within 10 s of its pty closing")
+		}
 	})
 	return sim, port
 }

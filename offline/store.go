@@ -1,0 +1,600 @@
+package offline
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/posagent/posagent"
+)
+
+// Record is a sale as the journal holds it, with its place in the hash chain.
+type Record struct {
+	posagent.Sale
+	PrevHash, Hash, MAC []byte
+	// Overdue: the sale has waited offline longer than the policy's MaxAge. It stays in
+	// the journal and is still sent; the flag is for the technician and the status page.
+	Overdue bool
+	// History is every state change, oldest first; Get and friends fill it, List doesn't.
+	History []Change
+}
+
+// Change is one state change of a record.
+type Change struct {
+	At       time.Time
+	From, To posagent.State // From is empty for the record's creation
+	Note     string
+}
+
+// NewSale is a sale to journal.
+type NewSale struct {
+	// IdempotencyKey is the POS app's key for the request: the same key again returns
+	// the original record (a retry is a look-up, never a second sale).
+	IdempotencyKey string
+	Reference      string
+	Amount         posagent.Amount
+	Method         posagent.Method
+	Scheme         posagent.Scheme
+	// Credential is the payment credential (a wallet code, an EMV consumer-presented
+	// payload); encrypted at rest, shown only masked. Empty for a merchant QR sale.
+	Credential string
+	// Offline: accept the sale offline now (state stored), under the policy. Otherwise the
+	// sale starts in state authorizing.
+	Offline bool
+	// CapturedAt defaults to the journal's clock.
+	CapturedAt time.Time
+}
+
+const maxCredential = 2048
+
+func (s *NewSale) validate() error {
+	if err := checkText("idempotency key", s.IdempotencyKey, 1, 128); err != nil {
+		return err
+	}
+	if err := checkText("reference", s.Reference, 0, 128); err != nil {
+		return err
+	}
+	if s.Amount.Minor <= 0 {
+		return posagent.Invalidf("amount must be positive, got %d", s.Amount.Minor)
+	}
+	if c, err := posagent.LookupCurrency(s.Amount.Currency.Code); err != nil || c != s.Amount.Currency {
+		return posagent.Invalidf("currency %q is not a known ISO 4217 currency", s.Amount.Currency.Code)
+	}
+	if !validMethod(s.Method) {
+		return posagent.Invalidf("method %q is not one of wallet-code, emv-cpm, merchant-qr", s.Method)
+	}
+	if err := checkText("scheme", string(s.Scheme), 0, 64); err != nil {
+		return err
+	}
+	if len(s.Credential) > maxCredential || !utf8.ValidString(s.Credential) {
+		return posagent.Invalidf("credential is longer than %d bytes or not text", maxCredential)
+	}
+	return nil
+}
+
+func validMethod(m posagent.Method) bool {
+	for _, k := range knownMethods {
+		if m == k {
+			return true
+		}
+	}
+	return false
+}
+
+func checkText(name, s string, minLen, maxLen int) error {
+	if len(s) < minLen || len(s) > maxLen {
+		if minLen > 0 && s == "" {
+			return posagent.Invalidf("%s is missing", name)
+		}
+		return posagent.Invalidf("%s must be at most %d bytes", name, maxLen)
+	}
+	if !utf8.ValidString(s) {
+		return posagent.Invalidf("%s is not UTF-8", name)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return posagent.Invalidf("%s holds a control character", name)
+		}
+	}
+	return nil
+}
+
+// ConflictError is an idempotency key used again for a different sale.
+type ConflictError struct {
+	Key      string
+	Existing Record
+}
+
+func (e *ConflictError) Error() string {
+	a := e.Existing.Amount
+	return fmt.Sprintf("idempotency key %q was already used for another sale (%s %s, %s, sequence %d)",
+		e.Key, FormatAmount(a.Minor, a.Currency), a.Currency.Code, e.Existing.State, e.Existing.Sequence)
+}
+
+// Unwrap returns ErrConflict.
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// Append journals a new sale, before anything else happens to it. It returns the record
+// and created=true, or, when the idempotency key is already in the journal for the same
+// sale, the original record and created=false. The same key for a different sale (amount,
+// currency, method, scheme, reference or credential differ) is a *ConflictError.
+//
+// An offline sale is checked against the policy in the same transaction that stores it, so
+// two sales cannot both slip under a limit; a refusal is a *Refusal (ErrPolicy), and a
+// held journal refuses with ErrHeld. A full or read-only disk gives ErrDiskFull or
+// ErrReadOnly and leaves what is stored untouched.
+//
+// When Append returns without error the record is on disk (WAL, synchronous=FULL).
+func (j *Journal) Append(ctx context.Context, s NewSale) (Record, bool, error) {
+	if err := s.validate(); err != nil {
+		return Record{}, false, err
+	}
+	key := j.opts.Key
+	if key == nil {
+		return Record{}, false, fmt.Errorf("append: %w: the journal was opened without the key file", ErrNoKey)
+	}
+	id, err := newID()
+	if err != nil {
+		return Record{}, false, err
+	}
+	now := j.now().UTC().Truncate(time.Millisecond)
+	captured := s.CapturedAt.UTC().Truncate(time.Millisecond)
+	if s.CapturedAt.IsZero() {
+		captured = now
+	}
+	var sealed, tag []byte
+	if s.Credential != "" {
+		cred := []byte(s.Credential)
+		tag = key.CredentialTag(cred)
+		if sealed, err = key.seal(id, cred); err != nil {
+			return Record{}, false, err
+		}
+		clear(cred)
+	}
+	state := posagent.StateAuthorizing
+	if s.Offline {
+		state = posagent.StateStored
+	}
+
+	tx, err := j.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE
+	if err != nil {
+		return Record{}, false, onReadOnlyFS(j.path, classify("store sale", err))
+	}
+	defer tx.Rollback()
+
+	if prev, err := scanRecord(tx.QueryRowContext(ctx, selectRecord+" WHERE idempotency_key = ?", s.IdempotencyKey)); err == nil {
+		same := prev.Amount == s.Amount && prev.Method == s.Method && prev.Scheme == s.Scheme &&
+			prev.Reference == s.Reference && bytes.Equal(prev.credTag, tag)
+		if !same {
+			return Record{}, false, &ConflictError{Key: s.IdempotencyKey, Existing: prev.Record}
+		}
+		j.flag(&prev.Record)
+		return prev.Record, false, nil
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return Record{}, false, classify("store sale", err)
+	}
+
+	if s.Offline {
+		if err := j.checkOffline(ctx, tx, s.Method, s.Amount); err != nil {
+			return Record{}, false, err
+		}
+	}
+
+	var seq uint64
+	if err := tx.QueryRowContext(ctx, `UPDATE counter SET value = value + 1 WHERE name = 'sequence' RETURNING value`).Scan(&seq); err != nil {
+		return Record{}, false, classify("store sale", err)
+	}
+	prevHash, err := headHash(ctx, tx, seq)
+	if err != nil {
+		return Record{}, false, err
+	}
+	e := Entry{
+		Sequence: seq, CapturedAt: captured, Amount: s.Amount.Minor, ID: id, Terminal: j.terminal,
+		IdempotencyKey: s.IdempotencyKey, Reference: s.Reference, Currency: s.Amount.Currency.Code,
+		Method: s.Method, Scheme: s.Scheme, CredentialTag: tag,
+	}
+	canon, err := e.MarshalBinary()
+	if err != nil {
+		return Record{}, false, posagent.Invalidf("store sale: %v", err)
+	}
+	hash := ChainHash(canon, prevHash)
+	mac := key.RecordMAC(hash)
+	masked := MaskCredential(s.Credential)
+	_, err = tx.ExecContext(ctx, `INSERT INTO sales (seq, id, terminal, idempotency_key, reference, captured_at, amount, currency,
+		method, scheme, credential, credential_tag, credential_masked, offline, state, updated_at, prev_hash, hash, mac)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		seq, id, j.terminal, s.IdempotencyKey, s.Reference, captured.UnixMilli(), s.Amount.Minor, s.Amount.Currency.Code,
+		string(s.Method), string(s.Scheme), sealed, tag, masked, s.Offline, string(state), now.UnixMilli(), prevHash, hash, mac)
+	if err != nil {
+		return Record{}, false, classify("store sale", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO history (seq, at, from_state, to_state, note) VALUES (?, ?, '', ?, ?)`,
+		seq, now.UnixMilli(), string(state), "journaled"); err != nil {
+		return Record{}, false, classify("store sale", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Record{}, false, onReadOnlyFS(j.path, classify("store sale", err))
+	}
+	rec := Record{
+		Sale: posagent.Sale{
+			ID: id, Sequence: seq, Terminal: j.terminal, IdempotencyKey: s.IdempotencyKey, Reference: s.Reference,
+			CapturedAt: captured, Amount: s.Amount, Method: s.Method, Scheme: s.Scheme, CredentialMasked: masked,
+			Offline: s.Offline, State: state, UpdatedAt: now,
+		},
+		PrevHash: prevHash, Hash: hash, MAC: mac,
+		History: []Change{{At: now, To: state, Note: "journaled"}},
+	}
+	return rec, true, nil
+}
+
+// headHash is the hash the record with sequence seq chains onto: the previous record's,
+// the purge anchor's, or the genesis hash for the first record.
+func headHash(ctx context.Context, tx *sql.Tx, seq uint64) ([]byte, error) {
+	if seq == 1 {
+		return GenesisHash, nil
+	}
+	var h []byte
+	err := tx.QueryRowContext(ctx, `SELECT hash FROM sales WHERE seq = ?`, seq-1).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = tx.QueryRowContext(ctx, `SELECT hash FROM anchor WHERE seq = ?`, seq-1).Scan(&h)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, &StoreError{Kind: ErrCorrupt, Op: "store sale", Err: fmt.Errorf("record %d, the head of the chain, is missing", seq-1)}
+	}
+	if err != nil {
+		return nil, classify("store sale", err)
+	}
+	return h, nil
+}
+
+// checkOffline applies the hold and the policy inside the writing transaction.
+func (j *Journal) checkOffline(ctx context.Context, tx *sql.Tx, m posagent.Method, a posagent.Amount) error {
+	// The hold is read in the transaction, so a technician's `posagent queue release`
+	// takes effect in a running agent.
+	var hold string
+	err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'hold'`).Scan(&hold)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return classify("check offline policy", err)
+	}
+	j.mu.Lock()
+	j.hold = hold
+	j.mu.Unlock()
+	if hold != "" {
+		return fmt.Errorf("%w: %s; call a technician", ErrHeld, hold)
+	}
+	out, err := outstanding(ctx, tx)
+	if err != nil {
+		return classify("check offline policy", err)
+	}
+	return j.opts.Policy.Check(m, a, out, j.now())
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func outstanding(ctx context.Context, q querier) (Outstanding, error) {
+	out := Outstanding{Amounts: map[string]int64{}}
+	rows, err := q.QueryContext(ctx, `SELECT currency, SUM(amount), COUNT(*), MIN(captured_at) FROM sales
+		WHERE state IN ('stored', 'uploading') GROUP BY currency`)
+	if err != nil {
+		return out, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var cur string
+		var sum, oldest int64
+		var n int
+		if err := rows.Scan(&cur, &sum, &n, &oldest); err != nil {
+			return out, err
+		}
+		out.Amounts[cur] = sum
+		out.Count += n
+		if t := time.UnixMilli(oldest).UTC(); out.Oldest.IsZero() || t.Before(out.Oldest) {
+			out.Oldest = t
+		}
+	}
+	return out, rows.Err()
+}
+
+// Transition moves a record to another state, with a note for its history (for declined
+// and failed, the reason, also kept as the record's last error). The legal moves are
+// posagent.CheckTransition's; an illegal one is an error wrapping posagent.ErrTransition.
+// Moving an online sale to stored (the acquirer did not answer) applies the offline policy.
+func (j *Journal) Transition(ctx context.Context, id string, to posagent.State, note string) (Record, error) {
+	tx, err := j.w.BeginTx(ctx, nil)
+	if err != nil {
+		return Record{}, classify("change state", err)
+	}
+	defer tx.Rollback()
+	r, err := scanRecord(tx.QueryRowContext(ctx, selectRecord+" WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Record{}, fmt.Errorf("change state of %s: %w", id, ErrNotFound)
+	} else if err != nil {
+		return Record{}, classify("change state", err)
+	}
+	if err := posagent.CheckTransition(r.State, to); err != nil {
+		return Record{}, fmt.Errorf("sale %d: %w", r.Sequence, err)
+	}
+	if to == posagent.StateStored {
+		if err := j.checkOffline(ctx, tx, r.Method, r.Amount); err != nil {
+			return Record{}, err
+		}
+		r.Offline = true
+	}
+	if err := j.setState(ctx, tx, &r.Record, to, note); err != nil {
+		return Record{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return Record{}, classify("change state", err)
+	}
+	j.flag(&r.Record)
+	return r.Record, nil
+}
+
+func (j *Journal) setState(ctx context.Context, tx *sql.Tx, r *Record, to posagent.State, note string) error {
+	now := j.now().UTC().Truncate(time.Millisecond)
+	lastErr := r.LastError
+	if to == posagent.StateDeclined || to == posagent.StateFailed {
+		lastErr = note
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE sales SET state = ?, offline = ?, last_error = ?, updated_at = ? WHERE seq = ?`,
+		string(to), r.Offline, lastErr, now.UnixMilli(), r.Sequence); err != nil {
+		return classify("change state", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO history (seq, at, from_state, to_state, note) VALUES (?, ?, ?, ?, ?)`,
+		r.Sequence, now.UnixMilli(), string(r.State), string(to), note); err != nil {
+		return classify("change state", err)
+	}
+	r.History = append(r.History, Change{At: now, From: r.State, To: to, Note: note})
+	r.State, r.LastError, r.UpdatedAt = to, lastErr, now
+	return nil
+}
+
+// Pending returns up to limit records the acquirer does not hold yet, in sequence order:
+// what the uplink sends next. Records still authorizing online are left out (they are
+// sent once they have an outcome); everything else is, final or not, because the acquirer
+// needs every sequence number to see that the chain has no gaps.
+func (j *Journal) Pending(ctx context.Context, limit int) ([]Record, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	return j.query(ctx, selectRecord+` WHERE acked_at IS NULL AND state != 'authorizing' ORDER BY seq LIMIT ?`, limit)
+}
+
+// MarkUploading notes that the records are being sent in a batch: each gets one more
+// attempt, and stored records move to uploading. Records in other states keep theirs.
+func (j *Journal) MarkUploading(ctx context.Context, ids ...string) error {
+	return j.update(ctx, "mark uploading", ids, func(tx *sql.Tx, r *Record) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE sales SET attempts = attempts + 1 WHERE seq = ?`, r.Sequence); err != nil {
+			return err
+		}
+		if r.State == posagent.StateStored {
+			return j.setState(ctx, tx, r, posagent.StateUploading, fmt.Sprintf("upload attempt %d", r.Attempts+1))
+		}
+		return nil
+	})
+}
+
+// Ack records that the acquirer holds the records (its answer was accepted or duplicate).
+// Acknowledging twice is harmless. Acknowledged records in a final state are purged after
+// the retention period.
+func (j *Journal) Ack(ctx context.Context, ids ...string) error {
+	now := j.now().UTC().UnixMilli()
+	return j.update(ctx, "acknowledge", ids, func(tx *sql.Tx, r *Record) error {
+		_, err := tx.ExecContext(ctx, `UPDATE sales SET acked_at = ? WHERE seq = ? AND acked_at IS NULL`, now, r.Sequence)
+		return err
+	})
+}
+
+// NoteError keeps the last error met while sending a record (a failed batch, a rejected
+// signature), for the technician; it does not change the state.
+func (j *Journal) NoteError(ctx context.Context, id, msg string) error {
+	return j.update(ctx, "note error", []string{id}, func(tx *sql.Tx, r *Record) error {
+		_, err := tx.ExecContext(ctx, `UPDATE sales SET last_error = ?, updated_at = ? WHERE seq = ?`, msg, j.now().UTC().UnixMilli(), r.Sequence)
+		return err
+	})
+}
+
+// update runs fn for each record, all in one transaction.
+func (j *Journal) update(ctx context.Context, op string, ids []string, fn func(*sql.Tx, *Record) error) error {
+	tx, err := j.w.BeginTx(ctx, nil)
+	if err != nil {
+		return classify(op, err)
+	}
+	defer tx.Rollback()
+	for _, id := range ids {
+		r, err := scanRecord(tx.QueryRowContext(ctx, selectRecord+" WHERE id = ?", id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%s %s: %w", op, id, ErrNotFound)
+		} else if err != nil {
+			return classify(op, err)
+		}
+		if err := fn(tx, &r.Record); err != nil {
+			return classify(op, err)
+		}
+	}
+	return classify(op, tx.Commit())
+}
+
+// Get returns the record with the given id, with its history.
+func (j *Journal) Get(ctx context.Context, id string) (Record, error) {
+	return j.one(ctx, "id = ?", id)
+}
+
+// BySequence returns the record with the given sequence number, with its history.
+func (j *Journal) BySequence(ctx context.Context, seq uint64) (Record, error) {
+	return j.one(ctx, "seq = ?", seq)
+}
+
+// ByIdempotencyKey returns the record journaled under the POS app's idempotency key.
+func (j *Journal) ByIdempotencyKey(ctx context.Context, key string) (Record, error) {
+	return j.one(ctx, "idempotency_key = ?", key)
+}
+
+func (j *Journal) one(ctx context.Context, where string, arg any) (Record, error) {
+	r, err := scanRecord(j.r.QueryRowContext(ctx, selectRecord+" WHERE "+where, arg))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Record{}, fmt.Errorf("sale %v: %w", arg, ErrNotFound)
+	} else if err != nil {
+		return Record{}, classify("read journal", err)
+	}
+	rows, err := j.r.QueryContext(ctx, `SELECT at, from_state, to_state, note FROM history WHERE seq = ? ORDER BY id`, r.Sequence)
+	if err != nil {
+		return Record{}, classify("read journal", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c Change
+		var at int64
+		if err := rows.Scan(&at, &c.From, &c.To, &c.Note); err != nil {
+			return Record{}, classify("read journal", err)
+		}
+		c.At = time.UnixMilli(at).UTC()
+		r.History = append(r.History, c)
+	}
+	if err := rows.Err(); err != nil {
+		return Record{}, classify("read journal", err)
+	}
+	j.flag(&r.Record)
+	return r.Record, nil
+}
+
+// Credential decrypts a record's credential, for the uplink to send. It needs the key.
+// The plaintext must not be logged; show MaskCredential of it, or the record's
+// CredentialMasked.
+func (j *Journal) Credential(ctx context.Context, id string) (string, error) {
+	if j.opts.Key == nil {
+		return "", fmt.Errorf("read credential: %w", ErrNoKey)
+	}
+	var sealed []byte
+	err := j.r.QueryRowContext(ctx, `SELECT credential FROM sales WHERE id = ?`, id).Scan(&sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("sale %s: %w", id, ErrNotFound)
+	} else if err != nil {
+		return "", classify("read credential", err)
+	}
+	if sealed == nil {
+		return "", nil
+	}
+	pt, err := j.opts.Key.open(id, sealed)
+	if err != nil {
+		return "", fmt.Errorf("sale %s: %w", id, err)
+	}
+	return string(pt), nil
+}
+
+// Filter selects records for List and Each.
+type Filter struct {
+	State    posagent.State // empty: every state
+	AfterSeq uint64         // only records with a greater sequence
+	Limit    int            // 0: no limit
+}
+
+// List returns the records matching f in sequence order, without history.
+func (j *Journal) List(ctx context.Context, f Filter) ([]Record, error) {
+	var out []Record
+	err := j.Each(ctx, f, func(r Record) error { out = append(out, r); return nil })
+	return out, err
+}
+
+// Each calls fn for each record matching f in sequence order, reading in pages so a long
+// export neither holds a read transaction open for its whole length nor the whole journal
+// in memory. An error from fn stops it and is returned.
+func (j *Journal) Each(ctx context.Context, f Filter, fn func(Record) error) error {
+	const page = 500
+	after, left := f.AfterSeq, f.Limit
+	for {
+		n := page
+		if f.Limit > 0 && left < n {
+			n = left
+		}
+		where, args := "seq > ?", []any{after}
+		if f.State != "" {
+			where += " AND state = ?"
+			args = append(args, string(f.State))
+		}
+		recs, err := j.query(ctx, selectRecord+" WHERE "+where+" ORDER BY seq LIMIT ?", append(args, n)...)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(recs) < n {
+			return nil
+		}
+		after = recs[len(recs)-1].Sequence
+		if f.Limit > 0 {
+			if left -= len(recs); left == 0 {
+				return nil
+			}
+		}
+	}
+}
+
+func (j *Journal) query(ctx context.Context, q string, args ...any) ([]Record, error) {
+	rows, err := j.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, classify("read journal", err)
+	}
+	defer rows.Close()
+	var out []Record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, classify("read journal", err)
+		}
+		j.flag(&r.Record)
+		out = append(out, r.Record)
+	}
+	return out, classify("read journal", rows.Err())
+}
+
+// flag sets Overdue from the policy's MaxAge.
+func (j *Journal) flag(r *Record) {
+	r.Overdue = r.State.Outstanding() && j.opts.Policy.MaxAge > 0 && j.now().Sub(r.CapturedAt) > j.opts.Policy.MaxAge
+}
+
+const selectRecord = `SELECT seq, id, terminal, idempotency_key, reference, captured_at, amount, currency, method, scheme,
+	credential_tag, credential_masked, offline, state, attempts, last_error, updated_at, acked_at, prev_hash, hash, mac FROM sales`
+
+type scanner interface{ Scan(...any) error }
+
+// row is a Record plus columns the API does not show.
+type row struct {
+	Record
+	credTag []byte
+}
+
+func scanRecord(s scanner) (row, error) {
+	var r row
+	var captured, updated int64
+	var acked sql.NullInt64
+	var cur, method, scheme, state string
+	err := s.Scan(&r.Sequence, &r.ID, &r.Terminal, &r.IdempotencyKey, &r.Reference, &captured, &r.Amount.Minor, &cur,
+		&method, &scheme, &r.credTag, &r.CredentialMasked, &r.Offline, &state, &r.Attempts, &r.LastError, &updated, &acked,
+		&r.PrevHash, &r.Hash, &r.MAC)
+	if err != nil {
+		return row{}, err
+	}
+	c, err := posagent.LookupCurrency(cur)
+	if err != nil {
+		c = posagent.Currency{Code: cur} // keep what is stored readable; Verify still covers it
+	}
+	r.Amount.Currency = c
+	r.Method, r.Scheme, r.State = posagent.Method(method), posagent.Scheme(scheme), posagent.State(state)
+	r.CapturedAt, r.UpdatedAt = time.UnixMilli(captured).UTC(), time.UnixMilli(updated).UTC()
+	if acked.Valid {
+		r.AckedAt = time.UnixMilli(acked.Int64).UTC()
+	}
+	return r, nil
+}
