@@ -77,7 +77,7 @@ func (f *queueFlags) open(write bool) (*offline.Journal, error) {
 	j, err := offline.Open(f.journal, opts)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return nil, withHint(fmt.Errorf("open journal: %w", err), "give the journal's path with --journal or POSAGENT_JOURNAL")
+		return nil, withHint(err, "give the journal's path with --journal or POSAGENT_JOURNAL")
 	case errors.Is(err, offline.ErrCorrupt):
 		return nil, withHint(err, "the file is damaged; keep it for analysis and call support")
 	case err != nil:
