@@ -50,12 +50,14 @@ cross:
 	CGO_ENABLED=1 GOOS=linux GOARCH=arm GOARM=7 CC=arm-linux-gnueabihf-gcc \
 		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux-armv7/ ./cmd/...
 
-## test-arm: the suite on arm64 and ARMv7 under qemu-user
+## test-arm: the suite on arm64 and ARMv7 under qemu-user (-short: fewer crash-test kills under emulation)
+QEMU_ARM64 := qemu-aarch64-static -L /usr/aarch64-linux-gnu
+QEMU_ARMV7 := qemu-arm-static -L /usr/arm-linux-gnueabihf
 test-arm:
-	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
-		$(GO) test -count=1 -exec 'qemu-aarch64-static -L /usr/aarch64-linux-gnu' $(PKGS)
-	CGO_ENABLED=1 GOOS=linux GOARCH=arm GOARM=7 CC=arm-linux-gnueabihf-gcc \
-		$(GO) test -count=1 -exec 'qemu-arm-static -L /usr/arm-linux-gnueabihf' $(PKGS)
+	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc POSAGENT_TEST_EXEC='$(QEMU_ARM64)' \
+		$(GO) test -short -count=1 -timeout 15m -exec '$(QEMU_ARM64)' $(PKGS)
+	CGO_ENABLED=1 GOOS=linux GOARCH=arm GOARM=7 CC=arm-linux-gnueabihf-gcc POSAGENT_TEST_EXEC='$(QEMU_ARMV7)' \
+		$(GO) test -short -count=1 -timeout 15m -exec '$(QEMU_ARMV7)' $(PKGS)
 
 clean:
 	rm -rf $(BIN)

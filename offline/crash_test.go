@@ -98,6 +98,18 @@ func crashIterations(t *testing.T) int {
 	return 200
 }
 
+// childCommand runs the test binary again as the crash test's child. Under `make test-arm`
+// the tests run in qemu-user, whose command POSAGENT_TEST_EXEC names
+// ("qemu-aarch64-static -L /usr/aarch64-linux-gnu"): the child must run in it too, since
+// the machine may have no binfmt_misc handler for foreign binaries. qemu-user runs the guest
+// in its own process, so killing that process is still a SIGKILL of the child.
+func childCommand(exe string, args ...string) *exec.Cmd {
+	if wrapper := strings.Fields(os.Getenv("POSAGENT_TEST_EXEC")); len(wrapper) > 0 {
+		return exec.Command(wrapper[0], append(append(wrapper[1:], exe), args...)...)
+	}
+	return exec.Command(exe, args...)
+}
+
 func TestJournal_CrashKill9(t *testing.T) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -110,7 +122,7 @@ func TestJournal_CrashKill9(t *testing.T) {
 	killedBeforeReady := 0
 	start := time.Now()
 	for it := range iterations {
-		cmd := exec.Command(exe, "-test.run=^$")
+		cmd := childCommand(exe, "-test.run=^$")
 		cmd.Env = append(os.Environ(), crashChildEnv+"="+path, fmt.Sprintf("POSAGENT_OFFLINE_CRASH_RUN=r%d", it))
 		out, err := cmd.StdoutPipe()
 		if err != nil {
