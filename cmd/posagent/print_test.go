@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posagent/posagent/internal/possim"
+	"github.com/posagent/posagent/internal/possim/possimtest"
 )
 
 const printReceipt = `{"currency": "CNY",
@@ -21,40 +21,8 @@ const printReceipt = `{"currency": "CNY",
  "qr": "https://example.com/r/42",
  "footer": ["谢谢惠顾 Thank you"]}`
 
-// simPrinter serves the simulated printer on a pty and returns it and the device path.
-// The pty comes from possim.Link, whose master is non-blocking: closing it interrupts the
-// simulator's read, so the cleanup cannot hang on a blocked reader.
-func simPrinter(t *testing.T, widthDots int) (*possim.Printer, string) {
-	t.Helper()
-	dir := t.TempDir()
-	link, err := possim.NewLink(filepath.Join(dir, "printer"))
-	if err != nil {
-		t.Skipf("no pty: %v", err)
-	}
-	sim := possim.NewPrinter(dir)
-	sim.WidthDots = widthDots
-	sim.IdleEnd = 150 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	master := link.Master()
-	go func() {
-		defer close(done)
-		sim.Serve(ctx, master) //nolint:errcheck
-	}()
-	t.Cleanup(func() {
-		cancel()
-		link.Unplug()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("the simulated printer did not stop within 10 s of its pty closing")
-		}
-	})
-	return sim, link.Path
-}
-
 func TestMain_Print(t *testing.T) {
-	sim, dev := simPrinter(t, 384)
+	sim, dev := possimtest.Printer(t, 384)
 	file := filepath.Join(t.TempDir(), "r.json")
 	if err := os.WriteFile(file, []byte(printReceipt), 0o644); err != nil {
 		t.Fatal(err)
@@ -89,7 +57,7 @@ func TestMain_Print(t *testing.T) {
 }
 
 func TestMain_PrintFailures(t *testing.T) {
-	sim, dev := simPrinter(t, 576)
+	sim, dev := possimtest.Printer(t, 576)
 	sim.PaperOut(true)
 	code, _, stderr := run(t, printReceipt, "print", "--port", dev, "--baud", "115200", "-")
 	if code != 1 || !strings.Contains(stderr, "out of paper") || !strings.Contains(stderr, "hint: load paper") ||

@@ -1,16 +1,14 @@
 package escpos
 
 import (
-	"context"
 	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"go.bug.st/serial"
 
 	"github.com/posagent/posagent"
 	"github.com/posagent/posagent/internal/possim"
+	"github.com/posagent/posagent/internal/possim/possimtest"
 	"github.com/posagent/posagent/qr"
 )
 
@@ -52,39 +50,17 @@ func mustProfile(t testing.TB, name string) *Profile {
 }
 
 // simPair starts the simulated printer on a pty and opens the pty's other side through
-// go.bug.st/serial, as posagent opens a real port. The pty comes from possim.Link, whose
-// master is non-blocking, so closing it stops the simulator's reader.
+// go.bug.st/serial, as posagent opens a real port.
 func simPair(t testing.TB, widthDots int) (*possim.Printer, serial.Port) {
 	t.Helper()
-	dir := t.TempDir()
-	link, err := possim.NewLink(filepath.Join(dir, "printer"))
+	sim, path := possimtest.Printer(t, widthDots)
+	port, err := serial.Open(path, &serial.Mode{BaudRate: 115200})
 	if err != nil {
-		t.Skipf("no pty: %v", err)
+		t.Fatalf("open %s: %v", path, err)
 	}
-	sim := possim.NewPrinter(dir)
-	sim.WidthDots = widthDots
-	sim.IdleEnd = 150 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	master := link.Master()
-	go func() {
-		defer close(done)
-		sim.Serve(ctx, master) //nolint:errcheck
-	}()
-	port, err := serial.Open(link.Path, &serial.Mode{BaudRate: 115200})
-	if err != nil {
-		t.Fatalf("open %s: %v", link.Path, err)
-	}
-	t.Cleanup(func() {
-		port.Close()
-		cancel()
-		link.Unplug()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("the simulated printer did not stop within 10 s of its pty closing")
-		}
-	})
+	// Registered after the simulator's cleanup, so it runs first: the port closes before
+	// the pty goes away.
+	t.Cleanup(func() { port.Close() })
 	return sim, port
 }
 
