@@ -7,7 +7,7 @@ BIN         := bin
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 20s
 # The fuzz targets: package and function, one per line of `make fuzz`.
-FUZZ_TARGETS := ./qr:FuzzParseMPM ./qr:FuzzBuildMPM ./qr:FuzzClassify ./qr:FuzzDecodeCPM ./qr:FuzzDecodeTLV ./qr:FuzzDecodeImage ./qr:FuzzReadImage ./sync/signing:FuzzVerify ./sync/acquirer:FuzzServer_Decode ./drivers/scanner:FuzzFramer .:FuzzDecodeReceipt ./drivers/escpos:FuzzDecodeStatus ./internal/possim:FuzzParseESCPOS ./offline:FuzzEntryDecode ./offline:FuzzParsePolicy
+FUZZ_TARGETS := ./qr:FuzzParseMPM ./qr:FuzzBuildMPM ./qr:FuzzClassify ./qr:FuzzDecodeCPM ./qr:FuzzDecodeTLV ./qr:FuzzDecodeImage ./qr:FuzzReadImage ./sync/signing:FuzzVerify ./sync/acquirer:FuzzServer_Decode ./drivers/scanner:FuzzFramer .:FuzzDecodeReceipt ./drivers/escpos:FuzzDecodeStatus ./internal/possim:FuzzParseESCPOS ./offline:FuzzEntryDecode ./offline:FuzzParsePolicy ./sync/uplink:FuzzParseRetryAfter
 
 .PHONY: all build test bench lint fuzz cross test-arm clean soak
 
@@ -22,7 +22,9 @@ test:
 	$(GO) test -race -count=1 -timeout 8m $(PKGS)
 
 ## bench: the figures: MPM parse/build, render, decode per 640x480 frame, decode success by distortion (with zbarimg),
-##        journal store p50/p99 beside a bare go-sqlite3 insert (the floor) and the crypto+chain cost (offline BenchmarkStore)
+##        journal store p50/p99 beside a bare go-sqlite3 insert (the floor) and the crypto+chain cost (offline BenchmarkStore),
+##        records/s to drain 10,000 queued records to the acquirer endpoint on loopback (sync/uplink BenchmarkDrain), online
+##        authorization round trip beside a bare HTTP round trip in the same run (sync/uplink BenchmarkAuthorize: overhead-µs)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(PKGS)
 

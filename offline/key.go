@@ -26,15 +26,21 @@ const KeySize = 32
 // the other: one encrypts credentials (AES-256-GCM), the other authenticates the hash chain
 // (HMAC-SHA256). The acquirer, provisioned the same secret, derives the same chain key and
 // can check every record's HMAC.
+//
+// A third key, under its own label, signs the terminal's requests to the acquirer
+// (SigningKey): the terminal is provisioned one secret, and the acquirer, holding the same
+// secret, derives the same three keys.
 type Key struct {
-	aead  cipher.AEAD
-	chain []byte
+	aead    cipher.AEAD
+	chain   []byte
+	signing []byte
 }
 
 // HKDF labels; changing one changes every derived key.
 const (
 	labelCredential = "posagent journal credential v1"
 	labelChain      = "posagent journal chain v1"
+	labelSigning    = "posagent acquirer request signing v1"
 )
 
 // NewKey derives the journal's keys from a 32-byte secret.
@@ -50,6 +56,10 @@ func NewKey(secret []byte) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal key: %w", err)
 	}
+	signing, err := hkdf.Key(sha256.New, secret, nil, labelSigning, 32)
+	if err != nil {
+		return nil, fmt.Errorf("journal key: %w", err)
+	}
 	block, err := aes.NewCipher(enc)
 	if err != nil {
 		return nil, fmt.Errorf("journal key: %w", err)
@@ -58,7 +68,7 @@ func NewKey(secret []byte) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal key: %w", err)
 	}
-	return &Key{aead: aead, chain: chain}, nil
+	return &Key{aead: aead, chain: chain, signing: signing}, nil
 }
 
 // String hides the key.
@@ -195,6 +205,12 @@ func (k *Key) CredentialTag(credential []byte) []byte {
 	}
 	return k.mac("credential", credential)
 }
+
+// SigningKey returns the key that signs the terminal's requests to the acquirer (package
+// sync/signing): HKDF-SHA256 of the provisioned secret under its own label, so a leaked
+// signing key neither decrypts credentials nor forges the chain. The result is a copy; the
+// caller must not log it.
+func (k *Key) SigningKey() []byte { return bytes.Clone(k.signing) }
 
 // RecordMAC is the HMAC of a record's chain hash: the acquirer recomputes it to prove that
 // the terminal, holding the secret, wrote the record.

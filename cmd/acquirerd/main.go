@@ -24,6 +24,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/posagent/posagent/offline"
 	"github.com/posagent/posagent/sync/acquirer"
 	"github.com/posagent/posagent/sync/wire"
 )
@@ -47,8 +48,11 @@ sequence and by idempotency key, hash chains checked), the results feed of defer
 authorizations, merchant-presented order status and terminal configuration.
 
 Terminals must be registered first: 'acquirerd terminals add ID' prints the terminal's
-secret once; provision it on the terminal. Secrets are stored encrypted under the master
-key (--master-key-file, created with mode 0600 when missing).
+secret once, as the 64 hex digits of posagent's key file; provision it on the terminal.
+The terminal and acquirerd derive from it the request-signing key and the journal's chain
+and credential-tag keys, so every batch's records are checked (hash, HMAC, credential).
+Secrets are stored encrypted under the master key (--master-key-file, created with mode
+0600 when missing).
 
 Simulated decisions, by the last two digits of the amount in minor units:
   51 declined (insufficient funds)     52 declined (payment code expired)
@@ -75,7 +79,7 @@ Orders: a reference is pending on the first poll and paid on the second; one end
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", listen, err)
 			}
-			srv := &http.Server{Handler: acquirer.New(store, acquirer.Options{Log: log}), ReadHeaderTimeout: 10 * time.Second}
+			srv := &http.Server{Handler: acquirer.New(store, acquirer.Options{Log: log, VerifyChain: acquirer.VerifyJournalRecord}), ReadHeaderTimeout: 10 * time.Second}
 			fmt.Fprintf(stdout, "acquirerd listening on http://%s\n", ln.Addr())
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()
@@ -119,14 +123,15 @@ Orders: a reference is pending on the first poll and paid on the second; one end
 				return err
 			}
 			defer store.Close()
-			secret := make([]byte, 32)
+			secret := make([]byte, offline.KeySize)
 			rand.Read(secret)
+			defer clear(secret)
 			policy := wire.Policy{MethodsOffline: []string{"emv-cpm", "wallet-code"}, MaxAmount: map[string]int64{"CNY": policyMax},
 				MaxOutstanding: map[string]int64{"CNY": 20 * policyMax}, MaxCount: 200, MaxAgeSeconds: 72 * 3600}
-			if err := store.AddTerminal(cmd.Context(), id, []byte(hex.EncodeToString(secret)), policy); err != nil {
+			if err := store.AddTerminal(cmd.Context(), id, secret, policy); err != nil {
 				return fmt.Errorf("add terminal: %w", err)
 			}
-			fmt.Fprintf(stdout, "terminal %s registered; its secret (shown only now, provision it on the terminal):\n%s\n", id, hex.EncodeToString(secret))
+			fmt.Fprintf(stdout, "terminal %s registered; its secret (shown only now): write this line to the terminal's key file (mode 0600):\n%s\n", id, hex.EncodeToString(secret))
 			return nil
 		},
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/posagent/posagent/offline"
 )
 
 func TestRun_TerminalsAdd(t *testing.T) {
@@ -20,6 +22,25 @@ func TestRun_TerminalsAdd(t *testing.T) {
 	secret := lines[len(lines)-1]
 	if len(secret) != 64 {
 		t.Fatalf("secret line %q", secret)
+	}
+	// The secret is a posagent key file: the terminal derives from it the key the
+	// acquirer verifies its signatures with.
+	keyFile := filepath.Join(dir, "terminal.key")
+	if err := os.WriteFile(keyFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key, err := offline.LoadKey(keyFile, false)
+	if err != nil {
+		t.Fatalf("the printed secret is not a key file: %v", err)
+	}
+	store, err := openStore(db, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signing, err := store.Secret(context.Background(), "T1")
+	store.Close()
+	if err != nil || !bytes.Equal(signing, key.SigningKey()) {
+		t.Fatalf("the acquirer's signing key for T1 is not the one the terminal derives (%v)", err)
 	}
 	fi, err := os.Stat(filepath.Join(dir, "a.db.key"))
 	if err != nil || fi.Mode().Perm() != 0o600 {

@@ -36,7 +36,7 @@ func FuzzServer_Decode(f *testing.F) {
 			path = "/v1/terminals/T1/batches"
 		}
 		req := httptest.NewRequest("POST", path, bytes.NewReader(body))
-		if err := signing.Sign(req, "T1", testSecret, time.Now(), signing.NewNonce()); err != nil {
+		if err := signing.Sign(req, "T1", testSigningKey, time.Now(), signing.NewNonce()); err != nil {
 			return
 		}
 		w := httptest.NewRecorder()

@@ -29,8 +29,8 @@ import (
 )
 
 // ChainVerifier recomputes a record's hash and MAC from its fields and the terminal's
-// secret; it returns a reason when they do not match. The terminal's journal defines the
-// chain; the acquirer plugs the same definition in here.
+// provisioned secret; it returns a reason when they do not match. The terminal's journal
+// defines the chain; VerifyJournalRecord is that definition.
 type ChainVerifier func(secret []byte, rec wire.Record) string
 
 // Options configure a Server. The zero value of each field is a sensible default.
@@ -40,7 +40,8 @@ type Options struct {
 	Now func() time.Time
 	// Skew is the signature clock-skew window (signing.DefaultSkew).
 	Skew time.Duration
-	// VerifyChain checks each record's own hash and MAC; nil checks only the links.
+	// VerifyChain checks each record's own hash, MAC and credential tag: acquirerd uses
+	// VerifyJournalRecord. nil checks only the links between records (for tests).
 	VerifyChain ChainVerifier
 	// SimTimeout is how long a "time out" authorization hangs (30 s).
 	SimTimeout time.Duration
@@ -309,6 +310,13 @@ func (s *Server) batch(w http.ResponseWriter, r request) int {
 		return writeError(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge, fmt.Sprintf("batch has %d records, at most %d", len(b.Records), wire.MaxBatch))
 	}
 	for i, rec := range b.Records {
+		switch rec.Terminal {
+		case "":
+			b.Records[i].Terminal = r.terminal
+		case r.terminal:
+		default:
+			return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, fmt.Sprintf("records[%d]: terminal %q is not the signer %q", i, rec.Terminal, r.terminal))
+		}
 		if msg := validateSale(rec.ID, rec.IdempotencyKey, rec.Sequence, rec.Amount, rec.Currency, rec.Method); msg != "" {
 			return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, fmt.Sprintf("records[%d]: %s", i, msg))
 		}
@@ -322,9 +330,13 @@ func (s *Server) batch(w http.ResponseWriter, r request) int {
 			return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, fmt.Sprintf("records[%d]: hash, mac and prev_hash must be 64 hex digits", i))
 		}
 	}
-	secret, err := s.store.Secret(r.Context(), r.terminal)
-	if err != nil {
-		return s.storeError(w, "batch", err)
+	var secret []byte
+	if s.opts.VerifyChain != nil {
+		var err error
+		if secret, err = s.store.ProvisionedSecret(r.Context(), r.terminal); err != nil {
+			return s.storeError(w, "batch", err)
+		}
+		defer clear(secret)
 	}
 	check := func(prev *wire.Record, rec wire.Record) string {
 		if prev != nil && prev.Hash != rec.PrevHash {

@@ -14,11 +14,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posagent/posagent/offline"
 	"github.com/posagent/posagent/sync/signing"
 	"github.com/posagent/posagent/sync/wire"
 )
 
-var testSecret = []byte("terminal-secret-0123456789abcdef")
+// testSecret is the terminals' provisioned secret; requests are signed with the key
+// derived from it, as a terminal signs them.
+var (
+	testSecret     = []byte("terminal-secret-0123456789abcdef")
+	testSigningKey = signingKey(testSecret)
+)
+
+func signingKey(secret []byte) []byte {
+	k, err := offline.NewKey(secret)
+	if err != nil {
+		panic(err)
+	}
+	return k.SigningKey()
+}
 
 type env struct {
 	t     *testing.T
@@ -58,7 +72,7 @@ func (e *env) do(terminal, method, path string, body any, out any) (int, http.He
 	}
 	req, _ := http.NewRequest(method, e.srv.URL+path, r)
 	if terminal != "" {
-		if err := signing.Sign(req, terminal, testSecret, time.Now(), signing.NewNonce()); err != nil {
+		if err := signing.Sign(req, terminal, testSigningKey, time.Now(), signing.NewNonce()); err != nil {
 			e.t.Fatal(err)
 		}
 	}
@@ -113,7 +127,7 @@ func TestServer_Auth(t *testing.T) {
 func TestServer_Replay(t *testing.T) {
 	e := newEnv(t)
 	req, _ := http.NewRequest("GET", e.srv.URL+"/v1/ping", nil)
-	signing.Sign(req, "T1", testSecret, time.Now(), signing.NewNonce())
+	signing.Sign(req, "T1", testSigningKey, time.Now(), signing.NewNonce())
 	for i, want := range []int{200, 401} {
 		again := req.Clone(req.Context())
 		resp, err := http.DefaultClient.Do(again)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mattn/go-sqlite3"
 
+	"github.com/posagent/posagent/offline"
 	"github.com/posagent/posagent/sync/signing"
 	"github.com/posagent/posagent/sync/wire"
 )
@@ -125,8 +126,23 @@ func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// Secret implements Store.
+// Secret implements Store: the signing key derived from the provisioned secret.
 func (s *SQLite) Secret(ctx context.Context, terminal string) ([]byte, error) {
+	secret, err := s.ProvisionedSecret(ctx, terminal)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(secret)
+	key, err := offline.NewKey(secret)
+	if err != nil {
+		return nil, fmt.Errorf("look up terminal %s: %w", terminal, err)
+	}
+	return key.SigningKey(), nil
+}
+
+// ProvisionedSecret implements Store. A secret stored by an older acquirerd as its 64 hex
+// digits (what the terminal's key file holds) is decoded to the 32 bytes the terminal uses.
+func (s *SQLite) ProvisionedSecret(ctx context.Context, terminal string) ([]byte, error) {
 	var sealed []byte
 	err := s.db.QueryRowContext(ctx, `SELECT secret FROM terminals WHERE id = ?`, terminal).Scan(&sealed)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -142,6 +158,12 @@ func (s *SQLite) Secret(ctx context.Context, terminal string) ([]byte, error) {
 	secret, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(terminal))
 	if err != nil {
 		return nil, errors.New("look up terminal: cannot decrypt the secret (wrong master key?)")
+	}
+	if len(secret) == 2*offline.KeySize {
+		if raw, err := hex.DecodeString(string(secret)); err == nil {
+			clear(secret)
+			secret = raw
+		}
 	}
 	return secret, nil
 }
@@ -166,6 +188,9 @@ func (s *SQLite) Seen(ctx context.Context, terminal, nonce string, expires time.
 
 // AddTerminal implements Store.
 func (s *SQLite) AddTerminal(ctx context.Context, terminal string, secret []byte, policy wire.Policy) error {
+	if len(secret) != offline.KeySize {
+		return fmt.Errorf("terminal %s: the secret is %d bytes, want %d", terminal, len(secret), offline.KeySize)
+	}
 	nonce := make([]byte, s.aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return err
@@ -277,6 +302,15 @@ func (s *SQLite) storeRecord(ctx context.Context, tx *sql.Tx, terminal string, r
 		res.Status, res.Reason = wire.Rejected, reason
 		return res, nil
 	}
+	// A record filling a gap must also be the one its stored successor chains onto.
+	var nextPrev string
+	err = tx.QueryRowContext(ctx, `SELECT prev_hash FROM records WHERE terminal = ? AND sequence = ?`, terminal, rec.Sequence+1).Scan(&nextPrev)
+	if err == nil && nextPrev != rec.Hash {
+		res.Status, res.Reason = wire.Rejected, fmt.Sprintf("fork: sequence %d is stored chained onto another record", rec.Sequence+1)
+		return res, nil
+	} else if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return res, err
+	}
 	stripped := rec
 	stripped.Credential = "" // the acquirer authorizes with it once; it is not kept
 	body, _ := json.Marshal(stripped)
@@ -287,6 +321,18 @@ func (s *SQLite) storeRecord(ctx context.Context, tx *sql.Tx, terminal string, r
 	}
 	if rec.State == "stored" || rec.State == "uploading" {
 		r := decide(rec)
+		// A sale the terminal sent for online authorization, whose answer it never got,
+		// then kept offline: the decision already made stands, never a second one.
+		var online string
+		err := tx.QueryRowContext(ctx, `SELECT response FROM authorizations WHERE terminal = ? AND idempotency_key = ?`, terminal, rec.IdempotencyKey).Scan(&online)
+		if err == nil {
+			var a wire.AuthorizationResponse
+			if json.Unmarshal([]byte(online), &a) == nil {
+				r.Decision, r.Reason, r.AuthCode, r.DecidedAt = a.Decision, a.Reason, a.AuthCode, a.DecidedAt
+			}
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return res, err
+		}
 		b, _ := json.Marshal(r)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO results (terminal, body) VALUES (?, ?)`, terminal, string(b)); err != nil {
 			return res, err

@@ -12,11 +12,18 @@ import (
 // reports as stored is durably stored, and concurrent calls from several nodes (on
 // PostgreSQL) or goroutines serialise on the database's unique keys, not on memory.
 type Store interface {
-	// Secret returns a terminal's signing secret, or an error wrapping signing.ErrUnknown.
+	// Secret returns a terminal's request-signing key, derived from its provisioned secret
+	// as the terminal derives it (offline.Key.SigningKey), or an error wrapping
+	// signing.ErrUnknown.
 	Secret(ctx context.Context, terminal string) ([]byte, error)
+	// ProvisionedSecret returns the secret provisioned on the terminal (its key file), from
+	// which the chain verifier derives the keys of the terminal's journal; an error wrapping
+	// signing.ErrUnknown for a terminal it does not know.
+	ProvisionedSecret(ctx context.Context, terminal string) ([]byte, error)
 	// Seen records a nonce until expires and reports whether it was already recorded.
 	Seen(ctx context.Context, terminal, nonce string, expires time.Time) (bool, error)
-	// AddTerminal registers a terminal with its secret and policy; ErrExists if present.
+	// AddTerminal registers a terminal with its provisioned secret (offline.KeySize bytes)
+	// and policy; ErrExists if present.
 	AddTerminal(ctx context.Context, terminal string, secret []byte, policy wire.Policy) error
 	// Config returns a terminal's configuration.
 	Config(ctx context.Context, terminal string) (wire.TerminalConfig, error)

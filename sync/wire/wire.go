@@ -78,8 +78,15 @@ type AuthorizationResponse struct {
 
 // Record is one journal record in a store-and-forward batch. PrevHash, Hash and MAC are the
 // journal's chain (hex): the endpoint recomputes them to prove nothing was changed or lost.
+//
+// The fields that the chain covers are exactly those of the journal's canonical entry
+// (offline.Entry): ID, Sequence, CapturedAt (milliseconds), Amount, Terminal,
+// IdempotencyKey, Reference, Currency, Method, Scheme and CredentialTag (hex of the keyed
+// credential digest; empty when the sale has none). Offline, State and Credential are not
+// covered: the credential is checked against CredentialTag instead, when it is sent.
 type Record struct {
 	ID             string    `json:"id"`
+	Terminal       string    `json:"terminal,omitempty"` // empty: the terminal that signed the batch
 	Sequence       uint64    `json:"sequence"`
 	IdempotencyKey string    `json:"idempotency_key"`
 	Reference      string    `json:"reference,omitempty"`
@@ -91,6 +98,7 @@ type Record struct {
 	Offline        bool      `json:"offline"`
 	State          string    `json:"state"` // the terminal's state when sent: stored, approved, …
 	Credential     string    `json:"credential,omitempty"`
+	CredentialTag  string    `json:"credential_tag,omitempty"`
 	PrevHash       string    `json:"prev_hash"`
 	Hash           string    `json:"hash"`
 	MAC            string    `json:"mac"`
