@@ -17,6 +17,13 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
+## demo: the agent doing its main job: acquirerd (SQLite), possim and posagent run on loopback in a temporary
+##       directory, a scripted checkout session through the local API, the story printed. KEEP=1 leaves it running.
+.PHONY: demo
+KEEP ?=
+demo: build
+	$(BIN)/posagent-demo --bin $(BIN) --config configs/demo.yaml $(if $(filter-out 0,$(KEEP)),--keep)
+
 ## test: the whole suite with the race detector
 test:
 	$(GO) test -race -count=1 -timeout 8m $(PKGS)

@@ -1,0 +1,371 @@
+package device
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/posagent/posagent"
+	"github.com/posagent/posagent/qr"
+)
+
+func TestAgent_OnlineApproved(t *testing.T) {
+	e := newEnv(t, nil)
+	ev := e.subscribe("")
+	p := e.create(1250, "k-online-1", ModeScan)
+	if p.State != PaymentWaiting || p.Amount != 1250 || p.Currency != "CNY" || p.Mode != ModeScan {
+		t.Fatalf("created %+v", p)
+	}
+	e.waitScreen("12.50")
+	e.scan(wechatCode)
+	got := e.wait(p.ID, done)
+	if got.State != PaymentApproved || got.Offline || got.Scheme != "wechat-pay" || got.Sequence == 0 || got.AuthCode == "" {
+		t.Fatalf("payment %+v", got)
+	}
+	if strings.Contains(got.Credential, "7890123") || got.Credential == "" {
+		t.Errorf("credential not masked: %q", got.Credential)
+	}
+	e.waitScreen("APPROVED")
+	ev.next(t, "payment", func(m map[string]any) bool { return m["id"] == p.ID && m["state"] == "approved" })
+	ev.next(t, "receipt", func(m map[string]any) bool { return m["payment_id"] == p.ID && m["printed"] == float64(1) })
+	job, err := e.sim.Printer.WaitJob(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(job.Text, "CUSTOMER COPY") || !strings.Contains(job.Text, "12.50") || strings.Contains(job.Text, wechatCode) {
+		t.Errorf("receipt:\n%s", job.Text)
+	}
+	rec, err := e.agent.journal.ByIdempotencyKey(context.Background(), "k-online-1")
+	if err != nil || rec.State != posagent.StateApproved || rec.ID != got.SaleID {
+		t.Errorf("journal %+v, %v", rec.Sale, err)
+	}
+
+	// A retry is a look-up; the same key for another payment is a conflict.
+	var again Payment
+	if code := e.do("POST", "/v1/payments", PaymentRequest{Amount: 1250, Currency: "CNY", IdempotencyKey: "k-online-1", Mode: ModeScan, Reference: "R-k-online-1"}, &again); code != 201 || again.ID != p.ID || again.State != PaymentApproved {
+		t.Errorf("replay: %d %+v", code, again)
+	}
+	var errBody struct{ Error ErrorInfo }
+	if code := e.do("POST", "/v1/payments", PaymentRequest{Amount: 999, Currency: "CNY", IdempotencyKey: "k-online-1"}, &errBody); code != 409 || errBody.Error.Code != "idempotency_conflict" {
+		t.Errorf("conflict: %d %+v", code, errBody)
+	}
+}
+
+func TestAgent_Declined(t *testing.T) {
+	e := newEnv(t, nil)
+	p := e.create(1251, "k-decline", ModeScan)
+	e.scan(alipayCode)
+	got := e.wait(p.ID, done)
+	if got.State != PaymentDeclined || got.Error == nil || got.Error.Code != "declined" || got.Scheme != "alipay" {
+		t.Fatalf("payment %+v", got)
+	}
+	e.waitScreen("DECLINED")
+	time.Sleep(300 * time.Millisecond)
+	if n := len(e.sim.Printer.Jobs()); n != 0 {
+		t.Errorf("%d receipts printed for a declined payment", n)
+	}
+}
+
+func TestAgent_OfflineStoredRefusedAndSynced(t *testing.T) {
+	e := newEnv(t, nil)
+	ev := e.subscribe("")
+	e.down.Store(true)
+	ev.next(t, "acquirer", func(m map[string]any) bool { return m["online"] == false })
+
+	p := e.create(2000, "k-off-1", ModeScan)
+	e.scan(cpmCode)
+	stored := e.wait(p.ID, done)
+	if stored.State != PaymentStored || !stored.Offline || stored.Method != "emv-cpm" {
+		t.Fatalf("offline sale %+v", stored)
+	}
+	e.waitScreen("OFFLINE")
+	job, err := e.sim.Printer.WaitJob(context.Background(), 1)
+	if err != nil || !strings.Contains(job.Text, "confirmed") {
+		t.Errorf("offline receipt: %v\n%v", err, job)
+	}
+
+	// A wallet code is online only; a CPM over the per-sale limit is refused by the policy.
+	for _, c := range []struct {
+		key, code, want string
+		amount          int64
+	}{{"k-off-2", wechatCode, "offline_method", 3000}, {"k-off-3", cpmCode, "offline_sale_limit", 60000}} {
+		p := e.create(c.amount, c.key, ModeScan)
+		e.scan(c.code)
+		got := e.wait(p.ID, done)
+		if got.State != PaymentFailed || got.Error == nil || got.Error.Code != c.want {
+			t.Errorf("%s: %+v %+v", c.key, got, got.Error)
+		}
+	}
+
+	// Recovery: the backlog goes up and the offline sale is settled.
+	e.down.Store(false)
+	ev.next(t, "sync", func(m map[string]any) bool { return m["sent"] != nil && m["sent"].(float64) > 0 })
+	settled := e.wait(p.ID, func(p *Payment) bool { return p.State == PaymentApproved })
+	if !settled.Offline {
+		t.Errorf("settled %+v", settled)
+	}
+}
+
+func TestAgent_OfflineTimeoutFallsBackToPolicy(t *testing.T) {
+	e := newEnv(t, nil)
+	// 91: the acquirer hangs longer than the auth timeout; the CPM sale is stored.
+	p := e.create(1091, "k-slow", ModeScan)
+	e.scan(cpmCode)
+	got := e.wait(p.ID, done)
+	if got.State != PaymentStored || !got.Offline {
+		t.Fatalf("payment %+v %+v", got, got.Error)
+	}
+}
+
+func TestAgent_MerchantPresented(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Checkout.QRSlip = true })
+	p := e.create(2372, "k-qr-1", ModeQR)
+	if p.QR == "" || p.OrderReference != "R-k-qr-1" || p.Method != "merchant-qr" {
+		t.Fatalf("created %+v", p)
+	}
+	mpm, err := qr.ParseMPM(p.QR, qr.Strict)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p.QR, "540523.72") || !strings.Contains(p.QR, "R-k-qr-1") || mpm == nil {
+		t.Errorf("payload %s", p.QR)
+	}
+	e.waitScreen("SCAN QR")
+	// A scan meanwhile is ignored: the customer pays by scanning the shown code.
+	ev := e.subscribe("")
+	e.scan(wechatCode)
+	ev.next(t, "scan", func(m map[string]any) bool { return m["reason"] == "merchant_qr" })
+	got := e.wait(p.ID, done)
+	if got.State != PaymentApproved {
+		t.Fatalf("payment %+v", got)
+	}
+	slip, err := e.sim.Printer.WaitJob(context.Background(), 1)
+	if err != nil || len(slip.QR) != 1 || slip.QR[0] != p.QR {
+		t.Errorf("slip: %v %+v", err, slip)
+	}
+
+	req := PaymentRequest{Amount: 500, Currency: "CNY", IdempotencyKey: "k-qr-3", Mode: ModeQR, Reference: "O-3-EXPIRE"}
+	var x Payment
+	if code := e.do("POST", "/v1/payments", req, &x); code != 201 {
+		t.Fatal(code)
+	}
+	got = e.wait(x.ID, done)
+	if got.State != PaymentFailed || got.Error == nil || got.Error.Code != "expired" {
+		t.Fatalf("expiring %+v %+v", got, got.Error)
+	}
+}
+
+func TestAgent_FailuresHaveOutcomes(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Checkout.ScanTimeout = Dur(time.Second) })
+	ev := e.subscribe("")
+
+	t.Run("scan with no sale open", func(t *testing.T) {
+		e.scan(wechatCode)
+		ev.next(t, "scan", func(m map[string]any) bool { return m["reason"] == "no_sale" })
+	})
+	t.Run("cancel a waiting payment", func(t *testing.T) {
+		p := e.create(100, "k-cancel", ModeScan)
+		var got Payment
+		if code := e.do("POST", "/v1/payments/"+p.ID+"/cancel", nil, &got); code != 200 || got.State != PaymentCanceled {
+			t.Fatalf("cancel: %d %+v", code, got)
+		}
+		var body struct{ Error ErrorInfo }
+		if code := e.do("POST", "/v1/payments/"+p.ID+"/cancel", nil, &got); code != 200 {
+			t.Errorf("second cancel: %d %+v", code, body)
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		p := e.create(101, "k-timeout", ModeScan)
+		got := e.wait(p.ID, done)
+		if got.State != PaymentFailed || got.Error.Code != "timeout" {
+			t.Fatalf("%+v", got)
+		}
+	})
+	t.Run("second payment while one is open", func(t *testing.T) {
+		p := e.create(102, "k-open", ModeScan)
+		var body struct{ Error ErrorInfo }
+		if code := e.do("POST", "/v1/payments", PaymentRequest{Amount: 5, IdempotencyKey: "k-other"}, &body); code != 409 || body.Error.Code != "busy" {
+			t.Errorf("busy: %d %+v", code, body)
+		}
+		e.do("POST", "/v1/payments/"+p.ID+"/cancel", nil, nil)
+	})
+	t.Run("unusable code keeps the payment open", func(t *testing.T) {
+		p := e.create(103, "k-unknown", ModeScan)
+		e.scan("hello world")
+		ev.next(t, "scan", func(m map[string]any) bool { return m["result"] == "refused" })
+		e.scan(wechatCode)
+		if got := e.wait(p.ID, done); got.State != PaymentApproved {
+			t.Fatalf("%+v", got)
+		}
+	})
+	t.Run("second scan while one is in flight", func(t *testing.T) {
+		e.waitPhase(PhaseIdle)
+		e.holdOn.Store(true)
+		p := e.create(104, "k-inflight", ModeScan)
+		e.scan(wechatCode)
+		e.waitPhase(PhaseAuthorizing)
+		var body struct{ Error ErrorInfo }
+		if code := e.do("POST", "/v1/payments/"+p.ID+"/cancel", nil, &body); code != 409 {
+			t.Errorf("cancel while authorizing: %d", code)
+		}
+		e.scan(alipayCode)
+		ev.next(t, "scan", func(m map[string]any) bool { return m["reason"] == "busy" })
+		e.holdOn.Store(false)
+		close(e.hold)
+		got := e.wait(p.ID, done)
+		if got.State != PaymentApproved || got.Scheme != "wechat-pay" {
+			t.Fatalf("%+v", got)
+		}
+	})
+	t.Run("printer out of paper at the end", func(t *testing.T) {
+		e.waitPhase(PhaseIdle)
+		time.Sleep(500 * time.Millisecond) // earlier receipts out
+		e.sim.Printer.PaperOut(true)
+		p := e.create(105, "k-paper", ModeScan)
+		e.scan(wechatCode)
+		got := e.wait(p.ID, func(p *Payment) bool { return p.Receipt != nil })
+		if got.State != PaymentApproved || got.Receipt.Printed != 0 || got.Receipt.Reason != "paper-end" {
+			t.Fatalf("%+v %+v", got, got.Receipt)
+		}
+		ev.next(t, "receipt", func(m map[string]any) bool { return m["payment_id"] == p.ID && m["reason"] == "paper-end" })
+		e.sim.Printer.PaperOut(false)
+	})
+}
+
+func TestAgent_RestartResumes(t *testing.T) {
+	e := newEnv(t, nil)
+	// A sale in flight when the agent stops stays journaled as authorizing, and the next
+	// start asks the acquirer again with the same idempotency key.
+	e.holdOn.Store(true)
+	p := e.create(2500, "k-restart", ModeScan)
+	e.scan(wechatCode)
+	e.waitPhase(PhaseAuthorizing)
+	e.shutdown()
+	rec, err := e.journalState("k-restart")
+	if err != nil || rec != posagent.StateAuthorizing {
+		t.Fatalf("journal after stop: %v %v", rec, err)
+	}
+	e.holdOn.Store(false)
+	close(e.hold)
+	e.start()
+	got := e.wait(p.ID, done)
+	if got.State != PaymentApproved || got.ID != p.ID {
+		t.Fatalf("after restart %+v", got)
+	}
+
+	// A payment waiting for a code is open again after a restart.
+	w := e.create(2600, "k-restart-2", ModeScan)
+	e.waitPhase(PhaseWaitingScan)
+	e.shutdown()
+	e.start()
+	e.waitPhase(PhaseWaitingScan)
+	e.waitScreen("26.00")
+	e.scan(alipayCode)
+	if got := e.wait(w.ID, done); got.State != PaymentApproved {
+		t.Fatalf("reopened %+v", got)
+	}
+}
+
+func TestAPI_AuthErrorsAndCORS(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Devices.Printer.Port, c.Devices.Display.Port = "", "" })
+	req, _ := http.NewRequest("GET", e.url+"/v1/status", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("no token: %d", resp.StatusCode)
+	}
+	for _, c := range []struct {
+		origin   string
+		want     int
+		wantPNA  string
+		wantAllo string
+	}{{"https://pos.example.com", 204, "true", "https://pos.example.com"}, {"https://evil.example", 403, "", ""}} {
+		req, _ := http.NewRequest("OPTIONS", e.url+"/v1/payments", nil)
+		req.Header.Set("Origin", c.origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Private-Network", "true")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.StatusCode; got != c.want || resp.Header.Get("Access-Control-Allow-Private-Network") != c.wantPNA || resp.Header.Get("Access-Control-Allow-Origin") != c.wantAllo {
+			t.Errorf("preflight from %s: %d %v", c.origin, got, resp.Header)
+		}
+	}
+	var body struct{ Error ErrorInfo }
+	for _, c := range []struct {
+		method, path string
+		body         any
+		status       int
+		code         string
+	}{
+		{"POST", "/v1/payments", map[string]any{"amount": "12"}, 400, "bad_request"},
+		{"POST", "/v1/payments", map[string]any{"amount": 5, "idempotency_key": "x", "tip": 1}, 400, "bad_request"},
+		{"POST", "/v1/payments", map[string]any{"amount": -5, "idempotency_key": "x"}, 422, "invalid"},
+		{"POST", "/v1/payments", map[string]any{"amount": 5}, 422, "invalid"},
+		{"POST", "/v1/payments", map[string]any{"amount": 5, "idempotency_key": "x", "currency": "XXX1"}, 422, "invalid"},
+		{"GET", "/v1/payments/nope", nil, 404, "not_found"},
+		{"POST", "/v1/receipts", map[string]any{"currency": "CNY", "lines": []string{"x"}}, 503, "no_printer"},
+		{"POST", "/v1/display", map[string]any{"lines": []string{"a", "b", "c"}}, 422, "invalid"},
+		{"GET", "/v1/nothing", nil, 404, "not_found"},
+	} {
+		body.Error = ErrorInfo{}
+		if got := e.do(c.method, c.path, c.body, &body); got != c.status || body.Error.Code != c.code || body.Error.Message == "" {
+			t.Errorf("%s %s %v: %d %+v, want %d %s", c.method, c.path, c.body, got, body.Error, c.status, c.code)
+		}
+	}
+	var st Status
+	if code := e.do("GET", "/v1/status", nil, &st); code != 200 || st.Terminal != "T1" || len(st.Devices) != 3 {
+		t.Errorf("status %d %+v", code, st)
+	}
+}
+
+func TestEvents_LastEventIDReplay(t *testing.T) {
+	e := newEnv(t, nil)
+	first := e.subscribe("")
+	p := e.create(300, "k-ev", ModeScan)
+	created := first.next(t, "payment", func(m map[string]any) bool { return m["id"] == p.ID })
+	first.cancel()
+	e.scan(wechatCode)
+	e.wait(p.ID, done)
+	// Reconnecting with the id of the last event seen delivers what came after it.
+	again := e.subscribe(created.ID)
+	got := again.next(t, "payment", func(m map[string]any) bool { return m["id"] == p.ID && m["state"] == "approved" })
+	if got.ID <= created.ID && len(got.ID) <= len(created.ID) {
+		t.Errorf("replayed %s after %s", got.ID, created.ID)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	e := newEnv(t, nil)
+	p := e.create(400, "k-m", ModeScan)
+	e.scan(wechatCode)
+	e.wait(p.ID, done)
+	req, _ := http.NewRequest("GET", e.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.WriteString(string(buf[:n]))
+		if err != nil {
+			break
+		}
+	}
+	for _, want := range []string{`posagent_sales_total{outcome="approved",offline="false"} 1`, "posagent_queue_depth", "posagent_sync_lag_seconds", `posagent_device_up{device="printer"} 1`, "posagent_acquirer_online 1"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
+		}
+	}
+}
