@@ -31,7 +31,9 @@ test:
 ## bench: the figures: MPM parse/build, render, decode per 640x480 frame, decode success by distortion (with zbarimg),
 ##        journal store p50/p99 beside a bare go-sqlite3 insert (the floor) and the crypto+chain cost (offline BenchmarkStore),
 ##        records/s to drain 10,000 queued records to the acquirer endpoint on loopback (sync/uplink BenchmarkDrain), online
-##        authorization round trip beside a bare HTTP round trip in the same run (sync/uplink BenchmarkAuthorize: overhead-µs)
+##        authorization round trip beside a bare HTTP round trip in the same run (sync/uplink BenchmarkAuthorize: overhead-µs),
+##        acquirer batch ingest records/s on SQLite beside PostgreSQL, one terminal and eight at once (sync/acquirer
+##        BenchmarkStore_Batch; the PostgreSQL half runs when POSAGENT_PG_DSN names a database)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(PKGS)
 

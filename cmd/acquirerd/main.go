@@ -1,13 +1,17 @@
 // Command acquirerd is posagent's reference acquirer endpoint: the sync protocol of
-// sync/openapi.yaml over HTTP, on an embedded SQLite store.
+// sync/openapi.yaml over HTTPS (or HTTP for tests), on an embedded SQLite store or, for
+// fleet scale, on PostgreSQL shared by any number of stateless acquirerd nodes.
 //
-//	acquirerd --listen 127.0.0.1:8443 --db sqlite:acquirer.db
+//	acquirerd --listen :8443 --db sqlite:acquirer.db --tls-cert cert.pem --tls-key key.pem [--client-ca devices.pem]
+//	acquirerd --listen :8443 --db postgres://acq@db/acq --master-key-file /etc/acquirerd/master.key ...
 //	acquirerd terminals add T1 --db sqlite:acquirer.db     prints T1's secret, once
 package main
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -38,9 +43,9 @@ func main() {
 type usageError struct{ error }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var listen, dsn, keyFile string
+	var listen, dsn, keyFile, tlsCert, tlsKey, clientCA string
 	root := &cobra.Command{
-		Use:   "acquirerd --listen ADDR --db sqlite:PATH",
+		Use:   "acquirerd --listen ADDR --db sqlite:PATH|postgres://…",
 		Short: "posagent's reference acquirer endpoint",
 		Long: `acquirerd serves the acquirer side of posagent's sync protocol: authenticated ping,
 online authorization, store-and-forward batches (deduplicated for ever by terminal and
@@ -53,6 +58,17 @@ The terminal and acquirerd derive from it the request-signing key and the journa
 and credential-tag keys, so every batch's records are checked (hash, HMAC, credential).
 Secrets are stored encrypted under the master key (--master-key-file, created with mode
 0600 when missing).
+
+Stores: --db sqlite:PATH is one embedded file (the master key defaults to PATH.key).
+--db postgres://USER@HOST/DB (or a libpq key=value string) is PostgreSQL for fleet scale:
+any number of acquirerd nodes share the database, which deduplicates and orders
+everything; migrations are applied at start. Every node needs the same
+--master-key-file; a node with another key refuses to start.
+
+TLS: --tls-cert and --tls-key serve HTTPS (do so everywhere outside tests). --client-ca
+FILE also requires a client certificate signed by that CA from every terminal (mTLS with
+per-device certificates): its CommonName must be the terminal's id, the one that signs
+the request, else 403.
 
 Simulated decisions, by the last two digits of the amount in minor units:
   51 declined (insufficient funds)     52 declined (payment code expired)
@@ -67,9 +83,13 @@ Orders: a reference is pending on the first poll and paid on the second; one end
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if listen == "" || dsn == "" {
-				return usageError{errors.New("acquirerd needs --listen ADDR and --db sqlite:PATH")}
+				return usageError{errors.New("acquirerd needs --listen ADDR and --db sqlite:PATH or postgres://…")}
 			}
-			store, err := openStore(dsn, keyFile)
+			tlsConfig, err := serverTLS(tlsCert, tlsKey, clientCA)
+			if err != nil {
+				return err
+			}
+			store, err := openStore(cmd.Context(), dsn, keyFile)
 			if err != nil {
 				return err
 			}
@@ -79,10 +99,17 @@ Orders: a reference is pending on the first poll and paid on the second; one end
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", listen, err)
 			}
-			srv := &http.Server{Handler: acquirer.New(store, acquirer.Options{Log: log, VerifyChain: acquirer.VerifyJournalRecord}), ReadHeaderTimeout: 10 * time.Second}
-			fmt.Fprintf(stdout, "acquirerd listening on http://%s\n", ln.Addr())
+			handler := acquirer.New(store, acquirer.Options{Log: log, VerifyChain: acquirer.VerifyJournalRecord, RequireClientCert: clientCA != ""})
+			srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
+			scheme, serve := "http", func() error { return srv.Serve(ln) }
+			if tlsConfig != nil {
+				scheme, serve = "https", func() error { return srv.ServeTLS(ln, "", "") }
+			} else if ip := tcpIP(ln.Addr()); ip == nil || !ip.IsLoopback() {
+				log.Warn("serving plain HTTP on a non-loopback address: use --tls-cert and --tls-key outside tests", "addr", ln.Addr().String())
+			}
+			fmt.Fprintf(stdout, "acquirerd listening on %s://%s\n", scheme, ln.Addr())
 			errc := make(chan error, 1)
-			go func() { errc <- srv.Serve(ln) }()
+			go func() { errc <- serve() }()
 			select {
 			case err := <-errc:
 				return err
@@ -93,9 +120,12 @@ Orders: a reference is pending on the first poll and paid on the second; one end
 			}
 		},
 	}
-	root.PersistentFlags().StringVar(&dsn, "db", os.Getenv("ACQUIRERD_DB"), "store: sqlite:PATH (env ACQUIRERD_DB)")
-	root.PersistentFlags().StringVar(&keyFile, "master-key-file", os.Getenv("ACQUIRERD_MASTER_KEY_FILE"), "32-byte key that encrypts terminal secrets (default: DB path + .key)")
+	root.PersistentFlags().StringVar(&dsn, "db", os.Getenv("ACQUIRERD_DB"), "store: sqlite:PATH or postgres://USER@HOST/DB (env ACQUIRERD_DB)")
+	root.PersistentFlags().StringVar(&keyFile, "master-key-file", os.Getenv("ACQUIRERD_MASTER_KEY_FILE"), "32-byte key that encrypts terminal secrets (SQLite default: DB path + .key; required with PostgreSQL)")
 	root.Flags().StringVar(&listen, "listen", "", "address to listen on, e.g. 127.0.0.1:8443")
+	root.Flags().StringVar(&tlsCert, "tls-cert", os.Getenv("ACQUIRERD_TLS_CERT"), "serve HTTPS with this certificate (PEM, chain included)")
+	root.Flags().StringVar(&tlsKey, "tls-key", os.Getenv("ACQUIRERD_TLS_KEY"), "the --tls-cert certificate's private key (PEM)")
+	root.Flags().StringVar(&clientCA, "client-ca", os.Getenv("ACQUIRERD_CLIENT_CA"), "require client certificates signed by these CAs (PEM), CommonName = terminal id (mTLS)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.CompletionOptions.DisableDefaultCmd = true
 
@@ -112,13 +142,13 @@ Orders: a reference is pending on the first poll and paid on the second; one end
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dsn == "" {
-				return usageError{errors.New("terminals add needs --db sqlite:PATH")}
+				return usageError{errors.New("terminals add needs --db sqlite:PATH or postgres://…")}
 			}
 			id := args[0]
 			if len(id) > 64 || strings.ContainsAny(id, "/ \t\n") {
 				return fmt.Errorf("terminal ID %q must be at most 64 characters without '/' or spaces", id)
 			}
-			store, err := openStore(dsn, keyFile)
+			store, err := openStore(cmd.Context(), dsn, keyFile)
 			if err != nil {
 				return err
 			}
@@ -152,14 +182,25 @@ Orders: a reference is pending on the first poll and paid on the second; one end
 	return 0
 }
 
-// openStore opens the store named by dsn.
-func openStore(dsn, keyFile string) (acquirer.Store, error) {
+// openStore opens the store named by dsn: sqlite:PATH, or a PostgreSQL URL or key=value
+// connection string.
+func openStore(ctx context.Context, dsn, keyFile string) (acquirer.Store, error) {
 	path, ok := strings.CutPrefix(dsn, "sqlite:")
 	if !ok {
-		if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-			return nil, errors.New("open store: the PostgreSQL store is not built yet; use --db sqlite:PATH")
+		if !isPostgres(dsn) {
+			return nil, usageError{fmt.Errorf("--db %s must be sqlite:PATH or postgres://USER@HOST/DB", redactDSN(dsn))}
 		}
-		return nil, usageError{fmt.Errorf("--db %q must be sqlite:PATH", dsn)}
+		if keyFile == "" {
+			return nil, usageError{errors.New("--db postgres://… needs --master-key-file (or ACQUIRERD_MASTER_KEY_FILE): the same file on every node")}
+		}
+		key, err := masterKey(keyFile)
+		if err != nil {
+			return nil, err
+		}
+		defer clear(key)
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		return acquirer.OpenPostgres(ctx, dsn, key)
 	}
 	if keyFile == "" {
 		keyFile = path + ".key"
@@ -197,4 +238,63 @@ func masterKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("master key %s must hold 64 hex digits", path)
 	}
 	return key, nil
+}
+
+// isPostgres reports whether dsn names a PostgreSQL database: a postgres:// URL or a libpq
+// key=value connection string.
+func isPostgres(dsn string) bool {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return true
+	}
+	for _, kv := range strings.Fields(dsn) {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return false
+		}
+	}
+	return strings.Contains(dsn, "=") && (strings.Contains(dsn, "host=") || strings.Contains(dsn, "dbname="))
+}
+
+// redactDSN hides a password in a URL for error messages.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	if strings.Contains(dsn, "password") {
+		return "(a connection string with a password)"
+	}
+	return fmt.Sprintf("%q", dsn)
+}
+
+// serverTLS returns the listener's TLS configuration, or nil for plain HTTP.
+func serverTLS(certFile, keyFile, clientCA string) (*tls.Config, error) {
+	switch {
+	case certFile == "" && keyFile == "" && clientCA == "":
+		return nil, nil
+	case certFile == "" || keyFile == "":
+		return nil, usageError{errors.New("--tls-cert and --tls-key go together (and --client-ca needs both)")}
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if clientCA != "" {
+		pem, err := os.ReadFile(clientCA)
+		if err != nil {
+			return nil, fmt.Errorf("read client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client CA %s holds no PEM certificate", clientCA)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+func tcpIP(a net.Addr) net.IP {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.IP
+	}
+	return nil
 }

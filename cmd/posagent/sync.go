@@ -20,6 +20,7 @@ func init() { commands = append(commands, (*Main).syncCommand) }
 
 func (m *Main) syncCommand() *cobra.Command {
 	var journal, keyFile, acquirerURL, terminal string
+	var tlsOpts uplink.TLSOptions
 	var once bool
 	var batch int
 	var timeout, interval time.Duration
@@ -43,6 +44,10 @@ until interrupted. A progress bar shows on a terminal.
 --acquirer defaults to $POSAGENT_ACQUIRER, --terminal to $POSAGENT_TERMINAL (else the id
 the journal was created for), --key-file to $POSAGENT_KEY_FILE; the key file is the
 terminal's provisioned secret ('acquirerd terminals add' printed it).
+
+TLS: an https:// acquirer is checked against the system's CAs, or against --ca-file
+(a private PKI). For an acquirer that requires mutual TLS, --client-cert and --client-key
+are this device's certificate and key (its CommonName is the terminal's id).
 
 Exit status: 0 everything was sent and acknowledged, 1 something failed or was rejected.`,
 		Args: noArgs,
@@ -73,6 +78,11 @@ Exit status: 0 everything was sent and acknowledged, 1 something failed or was r
 				return usageError{err}
 			}
 			client.HTTP.Timeout = timeout
+			if tlsOpts != (uplink.TLSOptions{}) {
+				if err := client.SetTLS(tlsOpts); err != nil {
+					return withHint(err, "--ca-file, --client-cert and --client-key need an https:// --acquirer and readable PEM files")
+				}
+			}
 			s := &uplink.Syncer{Journal: j, Client: client, Key: key, BatchSize: batch}
 			ctx := cmd.Context()
 			if once {
@@ -94,6 +104,9 @@ Exit status: 0 everything was sent and acknowledged, 1 something failed or was r
 	cmd.Flags().StringVar(&keyFile, "key-file", os.Getenv("POSAGENT_KEY_FILE"), "the terminal's provisioned key file")
 	cmd.Flags().StringVar(&acquirerURL, "acquirer", os.Getenv("POSAGENT_ACQUIRER"), "the acquirer's base URL, e.g. https://acquirer.example")
 	cmd.Flags().StringVar(&terminal, "terminal", os.Getenv("POSAGENT_TERMINAL"), "this terminal's id (default: the journal's)")
+	cmd.Flags().StringVar(&tlsOpts.CAFile, "ca-file", os.Getenv("POSAGENT_CA_FILE"), "PEM CA certificates to trust for the acquirer instead of the system's")
+	cmd.Flags().StringVar(&tlsOpts.CertFile, "client-cert", os.Getenv("POSAGENT_CLIENT_CERT"), "this device's certificate (PEM) for mutual TLS")
+	cmd.Flags().StringVar(&tlsOpts.KeyFile, "client-key", os.Getenv("POSAGENT_CLIENT_KEY"), "the private key (PEM) of --client-cert")
 	cmd.Flags().BoolVar(&once, "once", false, "sync once and exit")
 	cmd.Flags().IntVar(&batch, "batch", uplink.DefaultBatch, "records per upload (1-500)")
 	cmd.Flags().DurationVar(&timeout, "timeout", uplink.DefaultTimeout, "timeout of each request to the acquirer")

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -45,6 +46,12 @@ type Options struct {
 	VerifyChain ChainVerifier
 	// SimTimeout is how long a "time out" authorization hangs (30 s).
 	SimTimeout time.Duration
+	// RequireClientCert demands mutual TLS with per-device certificates: every signed
+	// request must arrive over TLS with a verified client certificate whose CommonName is
+	// the terminal that signed it (X-Posagent-Terminal), else 403. The TLS listener
+	// verifies the certificate (tls.RequireAndVerifyClientCert); this binds it to the
+	// terminal.
+	RequireClientCert bool
 }
 
 // Server is the HTTP handler of the endpoint.
@@ -128,6 +135,8 @@ func (s *Server) signed(h handler) http.HandlerFunc {
 		status := 0
 		if err != nil {
 			status = s.authError(w, err)
+		} else if msg := s.clientCertMismatch(r, terminal); msg != "" {
+			status = writeError(w, http.StatusForbidden, wire.CodeForbidden, msg)
 		} else if t := r.PathValue("terminal"); t != "" && t != terminal {
 			status = writeError(w, http.StatusForbidden, wire.CodeForbidden,
 				fmt.Sprintf("signed by terminal %s, but the path names terminal %s", terminal, t))
@@ -138,6 +147,21 @@ func (s *Server) signed(h handler) http.HandlerFunc {
 		s.log.Info("request", "route", route, "terminal", terminal, "status", status,
 			"duration_ms", float64(s.opts.Now().Sub(start).Microseconds())/1000)
 	}
+}
+
+// clientCertMismatch returns why the request's client certificate does not authorize the
+// signing terminal, or "" when it does or client certificates are not required.
+func (s *Server) clientCertMismatch(r *http.Request, terminal string) string {
+	if !s.opts.RequireClientCert {
+		return ""
+	}
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return "this acquirer requires a verified client certificate (mTLS)"
+	}
+	if cn := r.TLS.VerifiedChains[0][0].Subject.CommonName; cn != terminal {
+		return fmt.Sprintf("the client certificate is issued to %q, but the request is signed by terminal %s: the certificate's CommonName must be the terminal's id", cn, terminal)
+	}
+	return ""
 }
 
 func (s *Server) authError(w http.ResponseWriter, err error) int {
@@ -281,8 +305,8 @@ func validateSale(id, key string, seq uint64, amount int64, currency, method str
 		return "id must be 1 to 64 characters"
 	case key == "" || len(key) > 128:
 		return "idempotency_key must be 1 to 128 characters"
-	case seq == 0:
-		return "sequence must be 1 or more"
+	case seq == 0 || seq >= math.MaxInt64:
+		return "sequence must be 1 or more, and below 2^63-1"
 	case amount <= 0:
 		return fmt.Sprintf("amount %d must be positive (minor units)", amount)
 	case method == "":

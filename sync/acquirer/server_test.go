@@ -2,6 +2,7 @@ package acquirer
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/posagent/posagent/offline"
+	"github.com/posagent/posagent/sync/acquirer/acquirertest"
 	"github.com/posagent/posagent/sync/signing"
 	"github.com/posagent/posagent/sync/wire"
 )
@@ -37,15 +39,46 @@ func signingKey(secret []byte) []byte {
 type env struct {
 	t     *testing.T
 	srv   *httptest.Server
-	store *SQLite
+	store Store
 }
 
-func newEnv(t *testing.T) *env {
-	t.Helper()
-	store, err := OpenSQLite(filepath.Join(t.TempDir(), "acq.db"), bytes.Repeat([]byte{7}, 32))
-	if err != nil {
-		t.Fatal(err)
+// storeKind is one implementation of Store the contract tests run against.
+type storeKind struct {
+	name string
+	open func(t testing.TB) Store
+}
+
+var testMasterKey = bytes.Repeat([]byte{7}, 32)
+
+// storeKinds are the stores every contract test runs against: SQLite always, PostgreSQL
+// when $POSAGENT_PG_DSN names a database (acquirertest.PostgresDSN skips, or fails in CI).
+var storeKinds = []storeKind{
+	{"sqlite", func(t testing.TB) Store {
+		s, err := OpenSQLite(filepath.Join(t.TempDir(), "acq.db"), testMasterKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}},
+	{"postgres", func(t testing.TB) Store {
+		s, err := OpenPostgres(context.Background(), acquirertest.PostgresDSN(t), testMasterKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}},
+}
+
+// eachStore runs fn as a subtest per store kind, each on a fresh store and endpoint.
+func eachStore(t *testing.T, fn func(t *testing.T, e *env)) {
+	for _, k := range storeKinds {
+		t.Run(k.name, func(t *testing.T) { fn(t, newEnv(t, k.open(t))) })
 	}
+}
+
+// newEnv registers terminals T1 and T2 in store and serves the endpoint over it.
+func newEnv(t *testing.T, store Store) *env {
+	t.Helper()
 	t.Cleanup(func() { store.Close() })
 	policy := wire.Policy{MethodsOffline: []string{"emv-cpm"}, MaxAmount: map[string]int64{"CNY": 50000}, MaxCount: 100}
 	for _, id := range []string{"T1", "T2"} {
@@ -96,8 +129,9 @@ func errorCode(e *env, terminal, method, path string, body any) (int, string) {
 	return status, eb.Error.Code
 }
 
-func TestServer_Auth(t *testing.T) {
-	e := newEnv(t)
+func TestServer_Auth(t *testing.T) { eachStore(t, testServerAuth) }
+
+func testServerAuth(t *testing.T, e *env) {
 	var p wire.Ping
 	if status, _ := e.do("T1", "GET", "/v1/ping", nil, &p); status != 200 || p.Terminal != "T1" {
 		t.Fatalf("ping: %d %+v", status, p)
@@ -124,8 +158,9 @@ func TestServer_Auth(t *testing.T) {
 	}
 }
 
-func TestServer_Replay(t *testing.T) {
-	e := newEnv(t)
+func TestServer_Replay(t *testing.T) { eachStore(t, testServerReplay) }
+
+func testServerReplay(t *testing.T, e *env) {
 	req, _ := http.NewRequest("GET", e.srv.URL+"/v1/ping", nil)
 	signing.Sign(req, "T1", testSigningKey, time.Now(), signing.NewNonce())
 	for i, want := range []int{200, 401} {
@@ -146,8 +181,9 @@ func authReq(key string, amount int64) wire.AuthorizationRequest {
 		Amount: amount, Currency: "CNY", Method: "wallet-code", Scheme: "wechat-pay", Credential: "134567890123456789"}
 }
 
-func TestServer_Authorize(t *testing.T) {
-	e := newEnv(t)
+func TestServer_Authorize(t *testing.T) { eachStore(t, testServerAuthorize) }
+
+func testServerAuthorize(t *testing.T, e *env) {
 	var a wire.AuthorizationResponse
 	if status, _ := e.do("T1", "POST", "/v1/authorizations", authReq("k1", 1250), &a); status != 200 || a.Decision != wire.Approved {
 		t.Fatalf("approve: %d %+v", status, a)
@@ -180,8 +216,9 @@ func TestServer_Authorize(t *testing.T) {
 	}
 }
 
-func TestServer_BadInput(t *testing.T) {
-	e := newEnv(t)
+func TestServer_BadInput(t *testing.T) { eachStore(t, testServerBadInput) }
+
+func testServerBadInput(t *testing.T, e *env) {
 	tests := []struct {
 		name       string
 		path, body string
@@ -246,8 +283,9 @@ func statuses(resp wire.BatchResponse) string {
 	return strings.Join(s, ",")
 }
 
-func TestServer_Batch(t *testing.T) {
-	e := newEnv(t)
+func TestServer_Batch(t *testing.T) { eachStore(t, testServerBatch) }
+
+func testServerBatch(t *testing.T, e *env) {
 	recs := chain(5, func(i int) int64 { return int64(1000 + i*100) })
 	recs[3].Amount = 1261 // declined after upload
 	recs[3] = rec(4, "k4", 1261, recs[2].Hash)
@@ -312,8 +350,9 @@ func TestServer_Batch(t *testing.T) {
 	}
 }
 
-func TestServer_OrdersAndConfig(t *testing.T) {
-	e := newEnv(t)
+func TestServer_OrdersAndConfig(t *testing.T) { eachStore(t, testServerOrdersAndConfig) }
+
+func testServerOrdersAndConfig(t *testing.T, e *env) {
 	var o wire.Order
 	e.do("T1", "GET", "/v1/orders/ORDER-1", nil, &o)
 	if o.State != "pending" {
@@ -343,5 +382,23 @@ func TestServer_OrdersAndConfig(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), "acquirerd_requests_total") {
 		t.Fatalf("metrics: %s", body)
+	}
+}
+
+// TestServer_RequireClientCert: with RequireClientCert a request that did not come over
+// mutual TLS is refused even when correctly signed (the TLS cases are in sync/uplink and
+// cmd/acquirerd, over real TLS).
+func TestServer_RequireClientCert(t *testing.T) {
+	store := storeKinds[0].open(t)
+	e := newEnv(t, store)
+	srv := httptest.NewServer(New(store, Options{RequireClientCert: true}))
+	t.Cleanup(srv.Close)
+	e.srv = srv
+	status, code := errorCode(e, "T1", "GET", "/v1/ping", nil)
+	if status != http.StatusForbidden || code != wire.CodeForbidden {
+		t.Fatalf("got %d %q, want 403 %q", status, code, wire.CodeForbidden)
+	}
+	if status, code := errorCode(e, "", "GET", "/v1/ping", nil); status != http.StatusUnauthorized {
+		t.Fatalf("unsigned: got %d %q, want 401 first", status, code)
 	}
 }

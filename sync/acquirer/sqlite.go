@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -132,6 +132,11 @@ func (s *SQLite) Secret(ctx context.Context, terminal string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return signingKeyOf(terminal, secret)
+}
+
+// signingKeyOf derives the request-signing key from a provisioned secret, and clears it.
+func signingKeyOf(terminal string, secret []byte) ([]byte, error) {
 	defer clear(secret)
 	key, err := offline.NewKey(secret)
 	if err != nil {
@@ -151,11 +156,16 @@ func (s *SQLite) ProvisionedSecret(ctx context.Context, terminal string) ([]byte
 	if err != nil {
 		return nil, fmt.Errorf("look up terminal: %w", err)
 	}
-	n := s.aead.NonceSize()
+	return unsealSecret(s.aead, terminal, sealed)
+}
+
+// unsealSecret decrypts a terminal's sealed secret (see sealSecret).
+func unsealSecret(aead cipher.AEAD, terminal string, sealed []byte) ([]byte, error) {
+	n := aead.NonceSize()
 	if len(sealed) < n {
 		return nil, errors.New("look up terminal: stored secret is corrupt")
 	}
-	secret, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(terminal))
+	secret, err := aead.Open(nil, sealed[:n], sealed[n:], []byte(terminal))
 	if err != nil {
 		return nil, errors.New("look up terminal: cannot decrypt the secret (wrong master key?)")
 	}
@@ -188,16 +198,12 @@ func (s *SQLite) Seen(ctx context.Context, terminal, nonce string, expires time.
 
 // AddTerminal implements Store.
 func (s *SQLite) AddTerminal(ctx context.Context, terminal string, secret []byte, policy wire.Policy) error {
-	if len(secret) != offline.KeySize {
-		return fmt.Errorf("terminal %s: the secret is %d bytes, want %d", terminal, len(secret), offline.KeySize)
-	}
-	nonce := make([]byte, s.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
+	sealed, err := sealSecret(s.aead, terminal, secret)
+	if err != nil {
 		return err
 	}
-	sealed := s.aead.Seal(nonce, nonce, secret, []byte(terminal))
 	p, _ := json.Marshal(policy)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO terminals (id, secret, policy, created_at) VALUES (?, ?, ?, ?)`,
+	_, err = s.db.ExecContext(ctx, `INSERT INTO terminals (id, secret, policy, created_at) VALUES (?, ?, ?, ?)`,
 		terminal, sealed, string(p), s.now().UTC().Format(time.RFC3339))
 	if isUnique(err) {
 		return fmt.Errorf("terminal %s: %w", terminal, ErrExists)
@@ -385,7 +391,10 @@ func gaps(seqs []uint64) (uint64, []wire.Gap, error) {
 // Results implements Store.
 func (s *SQLite) Results(ctx context.Context, terminal string, after uint64, limit int) (wire.Results, error) {
 	out := wire.Results{Results: []wire.Result{}, Next: after}
-	rows, err := s.db.QueryContext(ctx, `SELECT cursor, body FROM results WHERE terminal = ? AND cursor > ? ORDER BY cursor LIMIT ?`, terminal, after, limit)
+	if after >= math.MaxInt64 {
+		return out, nil // beyond any cursor (SQLite integers are signed 64-bit)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT cursor, body FROM results WHERE terminal = ? AND cursor > ? ORDER BY cursor LIMIT ?`, terminal, int64(after), limit)
 	if err != nil {
 		return out, err
 	}

@@ -16,12 +16,15 @@ package uplink
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -84,6 +87,64 @@ func New(baseURL, terminal string, key *offline.Key) (*Client, error) {
 		Breaker:     NewBreaker(5, 30*time.Second),
 		key:         key.SigningKey(),
 	}, nil
+}
+
+// TLSOptions configure the client's HTTPS to the acquirer. The zero value trusts the
+// system's root CAs and presents no client certificate.
+type TLSOptions struct {
+	// CAFile holds the PEM certificates of the CAs trusted to sign the acquirer's
+	// certificate, instead of the system's roots (a private PKI).
+	CAFile string
+	// CertFile and KeyFile are this device's certificate and private key (PEM), both or
+	// neither, for acquirers that require mutual TLS: the certificate's CommonName is the
+	// terminal's id.
+	CertFile, KeyFile string
+}
+
+// Config returns the tls.Config the options describe: TLS 1.2 or later.
+func (o TLSOptions) Config() (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read the acquirer's CA: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("the acquirer's CA file %s holds no PEM certificate", o.CAFile)
+		}
+	}
+	switch {
+	case o.CertFile != "" && o.KeyFile != "":
+		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load the client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	case o.CertFile != "" || o.KeyFile != "":
+		return nil, errors.New("a client certificate needs both its certificate and its key file")
+	}
+	return cfg, nil
+}
+
+// SetTLS makes the client speak TLS as o says; the acquirer URL must be https://. Call it
+// before first use. It replaces the HTTP client's transport with a copy of
+// http.DefaultTransport carrying the TLS configuration.
+func (c *Client) SetTLS(o TLSOptions) error {
+	if !strings.HasPrefix(c.BaseURL, "https://") {
+		return fmt.Errorf("TLS options need an https:// acquirer URL, not %s", c.BaseURL)
+	}
+	cfg, err := o.Config()
+	if err != nil {
+		return err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg
+	if c.HTTP == nil {
+		c.HTTP = &http.Client{Timeout: DefaultTimeout}
+	}
+	c.HTTP.Transport = tr
+	return nil
 }
 
 // Stats are the client's counters since New.
