@@ -90,7 +90,8 @@ func New(ctx context.Context, cfg Config, opt Options) (*Agent, error) {
 		opt.ShutdownGrace = cfg.Acquirer.AuthTimeout.D() + time.Second
 	}
 	a := &Agent{cfg: cfg, opt: opt, log: opt.Log, now: opt.Now, phase: PhaseIdle, events: newHub(1024, opt.Now),
-		metrics: newMetrics(), syncKick: make(chan struct{}, 1), stopCh: make(chan struct{}), started: opt.Now()}
+		syncKick: make(chan struct{}, 1), stopCh: make(chan struct{}), started: opt.Now()}
+	a.metrics = newMetrics(a)
 	a.hardCtx, a.hard = context.WithCancel(context.Background())
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)

@@ -47,10 +47,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/display", a.handleDisplay)
 	mux.HandleFunc("POST /v1/drawer/open", a.handleDrawer)
 	mux.HandleFunc("GET /v1/status", a.handleStatus)
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		a.writeMetrics(r.Context(), w)
-	})
+	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -580,7 +580,7 @@ func journalError(err error) *ErrorInfo {
 // Scan hands a code read by the scanner to the open payment, or reports why nothing
 // takes it.
 func (a *Agent) Scan(sc scanner.Scan) {
-	a.metrics.scanAt(sc.At)
+	a.metrics.scanned()
 	a.mu.Lock()
 	s, phase := a.cur, a.phase
 	taken := false

@@ -2,12 +2,19 @@ package device
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/posagent/posagent"
+	"github.com/posagent/posagent/drivers/scanner"
+	"github.com/posagent/posagent/internal/possim"
 	"github.com/posagent/posagent/qr"
 )
 
@@ -347,25 +354,230 @@ func TestMetrics(t *testing.T) {
 	p := e.create(400, "k-m", ModeScan)
 	e.scan(wechatCode)
 	e.wait(p.ID, done)
+	e.waitPhase(PhaseIdle)
+
+	// The API's auth rule holds for /metrics too.
 	req, _ := http.NewRequest("GET", e.url+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+testToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("/metrics without a token: %d, want 401", resp.StatusCode)
+	}
+
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.WriteString(string(buf[:n]))
-		if err != nil {
-			break
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Fatalf("/metrics: %d %s", resp.StatusCode, ct)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// value finds the series of a family with the given labels (name=value pairs).
+	value := func(name string, labels ...string) (float64, bool) {
+		f := fams[name]
+		if f == nil {
+			return 0, false
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			if len(have) != len(labels)/2 {
+				continue
+			}
+			for i := 0; i < len(labels); i += 2 {
+				if have[labels[i]] != labels[i+1] {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue(), true
+			case m.Gauge != nil:
+				return m.Gauge.GetValue(), true
+			case m.Summary != nil:
+				return float64(m.Summary.GetSampleCount()), true
+			}
+		}
+		return 0, false
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"posagent_sales_total", []string{"outcome", "approved", "offline", "false"}, 1},
+		{"posagent_scans_total", nil, 1},
+		{"posagent_acquirer_authorization_seconds", nil, 1}, // the count
+		{"posagent_acquirer_online", nil, 1},
+		{"posagent_queue_depth", nil, -1}, // present; its value depends on the sync round
+		{"posagent_queue_outstanding", nil, 0},
+		{"posagent_queue_oldest_age_seconds", nil, 0},
+		{"posagent_sync_lag_seconds", nil, -2}, // present
+		{"posagent_receipts_total", []string{"result", "failed"}, 0},
+		{"posagent_device_up", []string{"device", "printer"}, 1},
+		{"posagent_device_up", []string{"device", "scanner"}, 1},
+		{"posagent_device_up", []string{"device", "display"}, 1},
+	} {
+		got, ok := value(c.name, c.labels...)
+		if !ok || (c.want >= 0 && got != c.want) {
+			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
 		}
 	}
-	for _, want := range []string{`posagent_sales_total{outcome="approved",offline="false"} 1`, "posagent_queue_depth", "posagent_sync_lag_seconds", `posagent_device_up{device="printer"} 1`, "posagent_acquirer_online 1"} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("metrics lack %q:\n%s", want, b.String())
+	if got := fams["posagent_acquirer_authorization_seconds"].GetType(); got != dto.MetricType_SUMMARY {
+		t.Errorf("authorization seconds: %v, want a summary", got)
+	}
+	if len(fams) != 10 {
+		var names []string
+		for n := range fams {
+			names = append(names, n)
+		}
+		t.Errorf("%d families, want the agent's 10 only: %v", len(fams), names)
+	}
+}
+
+// An offline sale that the acquirer declines after the backlog is uploaded (amount ending
+// in 61: the results feed says declined) catches up: the payment is declined, a "sync"
+// event with declined_after_upload is raised, and a notice is printed for the cashier.
+func TestAgent_DeclinedAfterUpload(t *testing.T) {
+	e := newEnv(t, nil)
+	ev := e.subscribe("")
+	e.down.Store(true)
+	ev.next(t, "acquirer", func(m map[string]any) bool { return m["online"] == false })
+
+	p := e.create(2061, "k-later", ModeScan)
+	e.scan(cpmCode)
+	stored := e.wait(p.ID, done)
+	if stored.State != PaymentStored || !stored.Offline || stored.Sequence == 0 {
+		t.Fatalf("offline sale %+v", stored)
+	}
+	if job, err := e.sim.Printer.WaitJob(context.Background(), 1); err != nil || !strings.Contains(job.Text, "OFFLINE SALE") {
+		t.Fatalf("offline receipt: %v %v", err, job)
+	}
+
+	e.down.Store(false)
+	// The payment catches up, then the decline is announced.
+	ev.next(t, "payment", func(m map[string]any) bool { return m["id"] == p.ID && m["state"] == "declined" })
+	declined := ev.next(t, "sync", func(m map[string]any) bool { return m["event"] == "declined_after_upload" })
+	m := declined.Data.(map[string]any)
+	if m["payment_id"] != p.ID || m["sale_id"] != stored.SaleID || m["amount"] != float64(2061) || m["currency"] != "CNY" ||
+		m["sequence"] != float64(stored.Sequence) || m["reference"] != "R-k-later" || m["reason"] == "" {
+		t.Errorf("declined_after_upload event %v", m)
+	}
+	got := e.wait(p.ID, func(p *Payment) bool { return p.State == PaymentDeclined })
+	if got.Error == nil || got.Error.Code != "declined_after_upload" || !got.Offline {
+		t.Errorf("payment after upload %+v %+v", got, got.Error)
+	}
+
+	// The notice: the second job after the sale's receipt(s).
+	var notice string
+	deadline := time.Now().Add(10 * time.Second)
+	for notice == "" && time.Now().Before(deadline) {
+		for _, j := range e.sim.Printer.Jobs() {
+			if strings.Contains(j.Text, "PAYMENT DECLINED") {
+				notice = j.Text
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range []string{"after upload", "20.61", "Not collected", fmt.Sprintf("Sale no.: %d", stored.Sequence), "Ref: R-k-later", "not collected"} {
+		if !strings.Contains(notice, want) {
+			t.Errorf("decline notice lacks %q:\n%s", want, notice)
 		}
 	}
+	if strings.Contains(notice, cpmCode) {
+		t.Errorf("decline notice shows the credential:\n%s", notice)
+	}
+	if !strings.Contains(e.logs(), "offline sale declined after upload") {
+		t.Errorf("no log line for the decline")
+	}
+}
+
+// A peripheral unplugged in the middle of a sale: the sale keeps its defined outcome and
+// the device comes back on its own.
+func TestAgent_UnpluggedMidSale(t *testing.T) {
+	t.Run("scanner while waiting for the code", func(t *testing.T) {
+		e := newEnv(t, nil)
+		ev := e.subscribe("")
+		p := e.create(700, "k-unplug-scanner", ModeScan)
+		e.waitPhase(PhaseWaitingScan)
+		// Half a code on the line, then the cable is pulled: the payment keeps waiting,
+		// and the half code is not glued to the next one.
+		if err := e.sim.Scanner.Scan(wechatCode[:9], possim.ScanOptions{Suffix: scanner.SuffixNone}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.sim.Unplug(possim.ScannerName, 300*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		ev.next(t, "device", func(m map[string]any) bool { return m["device"] == "scanner" && m["connected"] == false })
+		ev.next(t, "device", func(m map[string]any) bool { return m["device"] == "scanner" && m["connected"] == true })
+		if got := e.wait(p.ID, func(*Payment) bool { return true }); got.State != PaymentWaiting {
+			t.Fatalf("payment after the unplug %+v", got)
+		}
+		e.scan(wechatCode)
+		got := e.wait(p.ID, done)
+		if got.State != PaymentApproved || got.Scheme != "wechat-pay" {
+			t.Fatalf("payment %+v %+v", got, got.Error)
+		}
+		var st Status
+		e.do("GET", "/v1/status", nil, &st)
+		for _, d := range st.Devices {
+			if d.Device == "scanner" && !d.Connected {
+				t.Errorf("status: scanner %+v", d)
+			}
+		}
+	})
+	t.Run("printer while printing the receipt", func(t *testing.T) {
+		// At 9600 baud the receipt takes over a second on the line: time to pull the cable.
+		e := newEnv(t, func(c *Config) { c.Devices.Printer.Baud = 9600 })
+		ev := e.subscribe("")
+		p := e.create(800, "k-unplug-printer", ModeScan)
+		e.scan(wechatCode)
+		ev.next(t, "payment", func(m map[string]any) bool { return m["id"] == p.ID && m["state"] == "approved" })
+		time.Sleep(300 * time.Millisecond)
+		if err := e.sim.Unplug(possim.PrinterName, 500*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		// The sale stays approved; the receipt is reported as not printed.
+		rev := ev.next(t, "receipt", func(m map[string]any) bool { return m["payment_id"] == p.ID })
+		if m := rev.Data.(map[string]any); m["printed"] != float64(0) || m["error"] == nil {
+			t.Errorf("receipt event %v", m)
+		}
+		got := e.wait(p.ID, func(p *Payment) bool { return p.Receipt != nil })
+		if got.State != PaymentApproved || got.Receipt.Printed != 0 || got.Receipt.Error == "" {
+			t.Fatalf("payment %+v %+v", got, got.Receipt)
+		}
+		ev.next(t, "device", func(m map[string]any) bool { return m["device"] == "printer" && m["connected"] == true })
+		// Back: the POS app prints the receipt again.
+		var out map[string]any
+		rc := map[string]any{"currency": "CNY", "lines": []string{"REPRINT R-k-unplug-printer"}, "totals": []map[string]any{{"label": "Total", "amount": 800}}}
+		if code := e.do("POST", "/v1/receipts", rc, &out); code != 200 && code != 201 {
+			t.Fatalf("reprint: %d %v", code, out)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			jobs := e.sim.Printer.Jobs()
+			if len(jobs) > 0 && strings.Contains(jobs[len(jobs)-1].Text, "REPRINT R-k-unplug-printer") {
+				break
+			}
+			if time.Now().After(deadline) {
+				for _, j := range jobs {
+					t.Logf("job:\n%s", j.Text)
+				}
+				t.Fatalf("reprint not on paper; %d jobs; reply %v\n%s", len(jobs), out, e.logs())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
 }

@@ -45,16 +45,31 @@ type env struct {
 	down   atomic.Bool // the acquirer drops every connection
 	hold   chan struct{}
 	holdOn atomic.Bool // authorizations wait for hold to close
-	cfg    Config
-	agent  *Agent
-	url    string
-	stop   context.CancelFunc
-	runErr chan error
-	log    *bytes.Buffer
-	logMu  sync.Mutex
+	// authTime is the time the acquirer's handler spent on /v1/authorizations, in
+	// nanoseconds, summed (benchmarks subtract it from what the agent took).
+	authTime atomic.Int64
+	cfg      Config
+	agent    *Agent
+	url      string
+	stop     context.CancelFunc
+	runErr   chan error
+	log      *bytes.Buffer
+	logMu    sync.Mutex
+	// quiet logs at info level to nowhere, as a terminal logs (benchmarks: the debug log
+	// kept in memory would be most of the heap).
+	quiet bool
 }
 
 func newEnv(t testing.TB, edit func(*Config)) *env {
+	t.Helper()
+	e := newEnvStopped(t, edit)
+	e.start()
+	return e
+}
+
+// newEnvStopped is newEnv without starting the agent: the simulator and the acquirer
+// run, e.cfg is ready, and e.start starts the agent.
+func newEnvStopped(t testing.TB, edit func(*Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, dir: dir, hold: make(chan struct{}), log: new(bytes.Buffer)}
@@ -99,6 +114,12 @@ func newEnv(t testing.TB, edit func(*Config)) *env {
 				return
 			}
 		}
+		if r.URL.Path == "/v1/authorizations" {
+			start := time.Now()
+			h.ServeHTTP(w, r)
+			e.authTime.Add(int64(time.Since(start)))
+			return
+		}
 		h.ServeHTTP(w, r)
 	}))
 	t.Cleanup(e.acq.Close)
@@ -135,7 +156,6 @@ func newEnv(t testing.TB, edit func(*Config)) *env {
 		t.Fatal(err)
 	}
 	e.cfg = cfg
-	e.start()
 	return e
 }
 
@@ -155,6 +175,12 @@ func (e *env) start() {
 	e.t.Helper()
 	ready := make(chan string, 1)
 	log := slog.New(slog.NewJSONHandler(syncWriter{&e.logMu, e.log}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if e.quiet {
+		log = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	if e.quiet {
+		log = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
 	a, err := New(context.Background(), e.cfg, Options{Log: log, Version: "test", Ready: func(addr string) { ready <- addr }, ShutdownGrace: 200 * time.Millisecond})
 	if err != nil {
 		e.t.Fatal(err)
@@ -296,8 +322,14 @@ func (e *env) waitScreen(sub string) {
 
 // sse is a client of the event stream.
 type sse struct {
-	events chan Event
+	events chan received
 	cancel context.CancelFunc
+}
+
+// received is an event and when the client read it.
+type received struct {
+	Event
+	at time.Time
 }
 
 // subscribe reads /v1/events (from lastID, if set) into a channel.
@@ -316,7 +348,7 @@ func (e *env) subscribe(lastID string) *sse {
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		e.t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	s := &sse{events: make(chan Event, 1024), cancel: cancel}
+	s := &sse{events: make(chan received, 1024), cancel: cancel}
 	go func() {
 		defer resp.Body.Close()
 		sc := bufio.NewScanner(resp.Body)
@@ -332,7 +364,7 @@ func (e *env) subscribe(lastID string) *sse {
 			case line == "" && data != "":
 				var ev Event
 				if json.Unmarshal([]byte(data), &ev) == nil && ev.ID == id {
-					s.events <- ev
+					s.events <- received{ev, time.Now()}
 				}
 				id, data = "", ""
 			}
@@ -351,7 +383,7 @@ func (s *sse) next(t testing.TB, typ string, match func(map[string]any) bool) Ev
 		case ev := <-s.events:
 			m, _ := ev.Data.(map[string]any)
 			if ev.Type == typ && (match == nil || match(m)) {
-				return ev
+				return ev.Event
 			}
 		case <-timeout:
 			t.Fatalf("no %s event", typ)

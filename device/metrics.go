@@ -2,101 +2,112 @@ package device
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"sort"
-	"sync"
+	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics are the agent's counters, written in the Prometheus text format (0.0.4) by
-// hand: a dozen series do not need a client library on a terminal.
+// metrics are the agent's Prometheus series, in a private registry (no Go runtime or
+// process collectors: the series are the agent's, and nothing registers behind its back).
+// Counters and the authorization summary are updated as things happen; the acquirer,
+// queue, sync and device gauges are read at each scrape (see scrapeCollector).
 type metrics struct {
-	mu         sync.Mutex
-	sales      map[[2]string]int64 // outcome, offline
-	receipts   map[bool]int64
-	acqSum     time.Duration
-	acqCount   int64
-	scans      int64
-	lastScanAt time.Time
+	registry *prometheus.Registry
+	sales    *prometheus.CounterVec // outcome, offline
+	receipts *prometheus.CounterVec // result
+	scans    prometheus.Counter
+	auth     prometheus.Summary
 }
 
-func newMetrics() *metrics {
-	return &metrics{sales: map[[2]string]int64{}, receipts: map[bool]int64{}}
+func newMetrics(a *Agent) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		sales: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "posagent_sales_total",
+			Help: "Payments that ended, by outcome and whether they were taken offline."}, []string{"outcome", "offline"}),
+		receipts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "posagent_receipts_total",
+			Help: "Receipts printed or failed."}, []string{"result"}),
+		scans: prometheus.NewCounter(prometheus.CounterOpts{Name: "posagent_scans_total", Help: "Codes read by the scanner."}),
+		auth: prometheus.NewSummary(prometheus.SummaryOpts{Name: "posagent_acquirer_authorization_seconds",
+			Help: "Online authorization round trips."}),
+	}
+	m.receipts.WithLabelValues("printed")
+	m.receipts.WithLabelValues("failed")
+	m.registry.MustRegister(m.sales, m.receipts, m.scans, m.auth, &scrapeCollector{a: a})
+	return m
 }
 
 func (m *metrics) sale(outcome string, offline bool) {
-	m.mu.Lock()
-	m.sales[[2]string{outcome, fmt.Sprint(offline)}]++
-	m.mu.Unlock()
+	off := "false"
+	if offline {
+		off = "true"
+	}
+	m.sales.WithLabelValues(outcome, off).Inc()
 }
 
 func (m *metrics) receipt(ok bool) {
-	m.mu.Lock()
-	m.receipts[ok]++
-	m.mu.Unlock()
+	r := "failed"
+	if ok {
+		r = "printed"
+	}
+	m.receipts.WithLabelValues(r).Inc()
 }
 
-func (m *metrics) observeAcquirer(d time.Duration) {
-	m.mu.Lock()
-	m.acqSum += d
-	m.acqCount++
-	m.mu.Unlock()
+func (m *metrics) observeAcquirer(d time.Duration) { m.auth.Observe(d.Seconds()) }
+
+func (m *metrics) scanned() { m.scans.Inc() }
+
+// handler serves the registry in the Prometheus text format; the API's auth is in front.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
 
-func (m *metrics) scanAt(t time.Time) {
-	m.mu.Lock()
-	m.scans++
-	m.lastScanAt = t
-	m.mu.Unlock()
+var (
+	descOnline = prometheus.NewDesc("posagent_acquirer_online",
+		"1 when the last authenticated ping or call succeeded.", nil, nil)
+	descQueueDepth = prometheus.NewDesc("posagent_queue_depth",
+		"Journal records the acquirer does not hold yet.", nil, nil)
+	descOutstanding = prometheus.NewDesc("posagent_queue_outstanding",
+		"Sales accepted offline and not settled.", nil, nil)
+	descOldest = prometheus.NewDesc("posagent_queue_oldest_age_seconds",
+		"Age of the oldest outstanding offline sale.", nil, nil)
+	descSyncLag = prometheus.NewDesc("posagent_sync_lag_seconds",
+		"Time since the last sync round that reached the acquirer (-1: none yet).", nil, nil)
+	descDeviceUp = prometheus.NewDesc("posagent_device_up",
+		"1 when the peripheral is connected (configured ones only).", []string{"device"}, nil)
+)
+
+// scrapeCollector reads the figures that are state, not events, at scrape time: the
+// journal's (one query), the uplink's and the ports'. The queue series are left out of a
+// scrape in which the journal cannot be read.
+type scrapeCollector struct{ a *Agent }
+
+func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descOnline, descQueueDepth, descOutstanding, descOldest, descSyncLag, descDeviceUp} {
+		ch <- d
+	}
 }
 
-// write writes every series; the journal's and the uplink's figures are read now.
-func (a *Agent) writeMetrics(ctx context.Context, w io.Writer) {
-	m := a.metrics
-	m.mu.Lock()
-	fmt.Fprintln(w, "# HELP posagent_sales_total Payments that ended, by outcome and whether they were taken offline.")
-	fmt.Fprintln(w, "# TYPE posagent_sales_total counter")
-	keys := make([][2]string, 0, len(m.sales))
-	for k := range m.sales {
-		keys = append(keys, k)
+func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
+	a := c.a
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+keys[i][1] < keys[j][0]+keys[j][1] })
-	for _, k := range keys {
-		fmt.Fprintf(w, "posagent_sales_total{outcome=%q,offline=%q} %d\n", k[0], k[1], m.sales[k])
-	}
-	fmt.Fprintln(w, "# HELP posagent_receipts_total Receipts printed or failed.")
-	fmt.Fprintln(w, "# TYPE posagent_receipts_total counter")
-	fmt.Fprintf(w, "posagent_receipts_total{result=\"printed\"} %d\nposagent_receipts_total{result=\"failed\"} %d\n", m.receipts[true], m.receipts[false])
-	fmt.Fprintln(w, "# HELP posagent_scans_total Codes read by the scanner.")
-	fmt.Fprintln(w, "# TYPE posagent_scans_total counter")
-	fmt.Fprintf(w, "posagent_scans_total %d\n", m.scans)
-	fmt.Fprintln(w, "# HELP posagent_acquirer_authorization_seconds Online authorization round trips.")
-	fmt.Fprintln(w, "# TYPE posagent_acquirer_authorization_seconds summary")
-	fmt.Fprintf(w, "posagent_acquirer_authorization_seconds_sum %g\nposagent_acquirer_authorization_seconds_count %d\n", m.acqSum.Seconds(), m.acqCount)
-	m.mu.Unlock()
-
-	online := 0
-	if a.online.Load() {
-		online = 1
-	}
-	fmt.Fprintln(w, "# HELP posagent_acquirer_online 1 when the last authenticated ping or call succeeded.")
-	fmt.Fprintln(w, "# TYPE posagent_acquirer_online gauge")
-	fmt.Fprintf(w, "posagent_acquirer_online %d\n", online)
-	if st, err := a.journal.Stats(ctx); err == nil {
+	gauge(descOnline, b2f(a.online.Load()))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	st, err := a.journal.Stats(ctx)
+	cancel()
+	if err == nil {
 		age := 0.0
 		if st.Outstanding.Count > 0 {
 			age = a.now().Sub(st.Outstanding.Oldest).Seconds()
 		}
-		fmt.Fprintln(w, "# HELP posagent_queue_depth Journal records the acquirer does not hold yet.")
-		fmt.Fprintln(w, "# TYPE posagent_queue_depth gauge")
-		fmt.Fprintf(w, "posagent_queue_depth %d\n", st.Unacked)
-		fmt.Fprintln(w, "# HELP posagent_queue_outstanding Sales accepted offline and not settled.")
-		fmt.Fprintln(w, "# TYPE posagent_queue_outstanding gauge")
-		fmt.Fprintf(w, "posagent_queue_outstanding %d\n", st.Outstanding.Count)
-		fmt.Fprintln(w, "# HELP posagent_queue_oldest_age_seconds Age of the oldest outstanding offline sale.")
-		fmt.Fprintln(w, "# TYPE posagent_queue_oldest_age_seconds gauge")
-		fmt.Fprintf(w, "posagent_queue_oldest_age_seconds %g\n", age)
+		gauge(descQueueDepth, float64(st.Unacked))
+		gauge(descOutstanding, float64(st.Outstanding.Count))
+		gauge(descOldest, age)
+	} else {
+		a.log.Warn("metrics: journal stats", "err", err)
 	}
 	a.syncMu.Lock()
 	last := a.lastSync
@@ -105,18 +116,17 @@ func (a *Agent) writeMetrics(ctx context.Context, w io.Writer) {
 	if !last.IsZero() {
 		lag = a.now().Sub(last).Seconds()
 	}
-	fmt.Fprintln(w, "# HELP posagent_sync_lag_seconds Time since the last sync round that reached the acquirer (-1: none yet).")
-	fmt.Fprintln(w, "# TYPE posagent_sync_lag_seconds gauge")
-	fmt.Fprintf(w, "posagent_sync_lag_seconds %g\n", lag)
-	fmt.Fprintln(w, "# HELP posagent_device_up 1 when the peripheral is connected (configured ones only).")
-	fmt.Fprintln(w, "# TYPE posagent_device_up gauge")
+	gauge(descSyncLag, lag)
 	for _, name := range []string{"scanner", "printer", "display"} {
 		if p := a.dev.ports[name]; p != nil {
-			up := 0
-			if p.Connected() {
-				up = 1
-			}
-			fmt.Fprintf(w, "posagent_device_up{device=%q} %d\n", name, up)
+			gauge(descDeviceUp, b2f(p.Connected()), name)
 		}
 	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
