@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,24 +39,6 @@ func TestRun_ConfigErrors(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe to read while the agent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestRun_ServesAndStops(t *testing.T) {
 	dir := t.TempDir()
 	secret := bytes.Repeat([]byte{9}, offline.KeySize)
@@ -77,7 +58,7 @@ func TestRun_ServesAndStops(t *testing.T) {
 	t.Setenv("POSAGENT_API_TOKEN", "run-test-token-0123456789")
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr lockedBuffer
+	var stdout, stderr syncBuffer
 	exit := make(chan int, 1)
 	go func() {
 		exit <- NewMain(strings.NewReader(""), &stdout, &stderr).Run(ctx, []string{"run", "--config", cfgPath})
