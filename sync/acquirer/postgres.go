@@ -23,7 +23,6 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 
 	"github.com/posagent/posagent/offline"
-	"github.com/posagent/posagent/sync/signing"
 	"github.com/posagent/posagent/sync/wire"
 )
 
@@ -253,24 +252,12 @@ func lockTerminalTx(ctx context.Context, tx *sql.Tx, terminal string) error {
 
 // Secret implements Store: the signing key derived from the provisioned secret.
 func (s *Postgres) Secret(ctx context.Context, terminal string) ([]byte, error) {
-	secret, err := s.ProvisionedSecret(ctx, terminal)
-	if err != nil {
-		return nil, err
-	}
-	return signingKeyOf(terminal, secret)
+	return signingSecret(ctx, s, terminal)
 }
 
 // ProvisionedSecret implements Store.
 func (s *Postgres) ProvisionedSecret(ctx context.Context, terminal string) ([]byte, error) {
-	var sealed []byte
-	err := s.db.QueryRowContext(ctx, `SELECT secret FROM terminals WHERE id = $1`, terminal).Scan(&sealed)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, signing.ErrUnknown
-	}
-	if err != nil {
-		return nil, fmt.Errorf("look up terminal: %w", err)
-	}
-	return unsealSecret(s.aead, terminal, sealed)
+	return loadSecret(ctx, s.db, `SELECT secret FROM terminals WHERE id = $1`, s.aead, terminal)
 }
 
 // Seen implements Store and signing.Nonces: one INSERT … ON CONFLICT, so two nodes given
@@ -316,16 +303,7 @@ func (s *Postgres) AddTerminal(ctx context.Context, terminal string, secret []by
 
 // Config implements Store.
 func (s *Postgres) Config(ctx context.Context, terminal string) (wire.TerminalConfig, error) {
-	var p string
-	err := s.db.QueryRowContext(ctx, `SELECT policy FROM terminals WHERE id = $1`, terminal).Scan(&p)
-	if errors.Is(err, sql.ErrNoRows) {
-		return wire.TerminalConfig{}, ErrNotFound
-	}
-	if err != nil {
-		return wire.TerminalConfig{}, err
-	}
-	cfg := wire.TerminalConfig{Terminal: terminal}
-	return cfg, json.Unmarshal([]byte(p), &cfg.Policy)
+	return loadConfig(ctx, s.db, `SELECT policy FROM terminals WHERE id = $1`, terminal)
 }
 
 // Authorize implements Store. It holds the terminal's lock, so a decision and an offline
@@ -594,30 +572,14 @@ func pgHighWater(ctx context.Context, tx *sql.Tx, terminal string) (uint64, []wi
 
 // Results implements Store.
 func (s *Postgres) Results(ctx context.Context, terminal string, after uint64, limit int) (wire.Results, error) {
-	out := wire.Results{Results: []wire.Result{}, Next: after}
 	if after >= math.MaxInt64 {
-		return out, nil // beyond any cursor
+		return wire.Results{Results: []wire.Result{}, Next: after}, nil // beyond any cursor
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT cursor, body FROM results WHERE terminal = $1 AND cursor > $2 ORDER BY cursor LIMIT $3`, terminal, int64(after), limit)
 	if err != nil {
-		return out, err
+		return wire.Results{Results: []wire.Result{}, Next: after}, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var cur int64
-		var body string
-		if err := rows.Scan(&cur, &body); err != nil {
-			return out, err
-		}
-		var r wire.Result
-		if err := json.Unmarshal([]byte(body), &r); err != nil {
-			return out, err
-		}
-		r.Cursor = uint64(cur)
-		out.Results = append(out.Results, r)
-		out.Next = uint64(cur)
-	}
-	return out, rows.Err()
+	return scanResults(rows, after)
 }
 
 // Order implements Store: created pending on the first poll, and each poll counted, by two
@@ -649,24 +611,8 @@ func (s *Postgres) Order(ctx context.Context, terminal, reference string) (wire.
 // SetOrder implements Store.
 func (s *Postgres) SetOrder(ctx context.Context, reference, state, scheme string, at time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		var body string
-		if err := tx.QueryRowContext(ctx, `SELECT body FROM orders WHERE reference = $1 FOR UPDATE`, reference).Scan(&body); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return ErrNotFound
-			}
-			return err
-		}
-		var o wire.Order
-		if err := json.Unmarshal([]byte(body), &o); err != nil {
-			return err
-		}
-		o.State, o.Scheme = state, scheme
-		if state == "paid" {
-			o.PaidAt = at.UTC()
-		}
-		b, _ := json.Marshal(o)
-		_, err := tx.ExecContext(ctx, `UPDATE orders SET body = $1 WHERE reference = $2`, string(b), reference)
-		return err
+		return setOrderTx(ctx, tx, `SELECT body FROM orders WHERE reference = $1 FOR UPDATE`,
+			`UPDATE orders SET body = $1 WHERE reference = $2`, reference, state, scheme, at)
 	})
 }
 

@@ -18,7 +18,6 @@ import (
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/posagent/posagent/offline"
-	"github.com/posagent/posagent/sync/signing"
 	"github.com/posagent/posagent/sync/wire"
 )
 
@@ -128,11 +127,7 @@ func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 
 // Secret implements Store: the signing key derived from the provisioned secret.
 func (s *SQLite) Secret(ctx context.Context, terminal string) ([]byte, error) {
-	secret, err := s.ProvisionedSecret(ctx, terminal)
-	if err != nil {
-		return nil, err
-	}
-	return signingKeyOf(terminal, secret)
+	return signingSecret(ctx, s, terminal)
 }
 
 // signingKeyOf derives the request-signing key from a provisioned secret, and clears it.
@@ -148,15 +143,7 @@ func signingKeyOf(terminal string, secret []byte) ([]byte, error) {
 // ProvisionedSecret implements Store. A secret stored by an older acquirerd as its 64 hex
 // digits (what the terminal's key file holds) is decoded to the 32 bytes the terminal uses.
 func (s *SQLite) ProvisionedSecret(ctx context.Context, terminal string) ([]byte, error) {
-	var sealed []byte
-	err := s.db.QueryRowContext(ctx, `SELECT secret FROM terminals WHERE id = ?`, terminal).Scan(&sealed)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, signing.ErrUnknown
-	}
-	if err != nil {
-		return nil, fmt.Errorf("look up terminal: %w", err)
-	}
-	return unsealSecret(s.aead, terminal, sealed)
+	return loadSecret(ctx, s.db, `SELECT secret FROM terminals WHERE id = ?`, s.aead, terminal)
 }
 
 // unsealSecret decrypts a terminal's sealed secret (see sealSecret).
@@ -213,16 +200,7 @@ func (s *SQLite) AddTerminal(ctx context.Context, terminal string, secret []byte
 
 // Config implements Store.
 func (s *SQLite) Config(ctx context.Context, terminal string) (wire.TerminalConfig, error) {
-	var p string
-	err := s.db.QueryRowContext(ctx, `SELECT policy FROM terminals WHERE id = ?`, terminal).Scan(&p)
-	if errors.Is(err, sql.ErrNoRows) {
-		return wire.TerminalConfig{}, ErrNotFound
-	}
-	if err != nil {
-		return wire.TerminalConfig{}, err
-	}
-	cfg := wire.TerminalConfig{Terminal: terminal}
-	return cfg, json.Unmarshal([]byte(p), &cfg.Policy)
+	return loadConfig(ctx, s.db, `SELECT policy FROM terminals WHERE id = ?`, terminal)
 }
 
 // Authorize implements Store.
@@ -390,30 +368,14 @@ func gaps(seqs []uint64) (uint64, []wire.Gap, error) {
 
 // Results implements Store.
 func (s *SQLite) Results(ctx context.Context, terminal string, after uint64, limit int) (wire.Results, error) {
-	out := wire.Results{Results: []wire.Result{}, Next: after}
 	if after >= math.MaxInt64 {
-		return out, nil // beyond any cursor (SQLite integers are signed 64-bit)
+		return wire.Results{Results: []wire.Result{}, Next: after}, nil // beyond any cursor (SQLite integers are signed 64-bit)
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT cursor, body FROM results WHERE terminal = ? AND cursor > ? ORDER BY cursor LIMIT ?`, terminal, int64(after), limit)
 	if err != nil {
-		return out, err
+		return wire.Results{Results: []wire.Result{}, Next: after}, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var cur uint64
-		var body string
-		if err := rows.Scan(&cur, &body); err != nil {
-			return out, err
-		}
-		var r wire.Result
-		if err := json.Unmarshal([]byte(body), &r); err != nil {
-			return out, err
-		}
-		r.Cursor = cur
-		out.Results = append(out.Results, r)
-		out.Next = cur
-	}
-	return out, rows.Err()
+	return scanResults(rows, after)
 }
 
 // Order implements Store.
@@ -447,24 +409,8 @@ func (s *SQLite) Order(ctx context.Context, terminal, reference string) (wire.Or
 // SetOrder implements Store.
 func (s *SQLite) SetOrder(ctx context.Context, reference, state, scheme string, at time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		var body string
-		if err := tx.QueryRowContext(ctx, `SELECT body FROM orders WHERE reference = ?`, reference).Scan(&body); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return ErrNotFound
-			}
-			return err
-		}
-		var o wire.Order
-		if err := json.Unmarshal([]byte(body), &o); err != nil {
-			return err
-		}
-		o.State, o.Scheme = state, scheme
-		if state == "paid" {
-			o.PaidAt = at.UTC()
-		}
-		b, _ := json.Marshal(o)
-		_, err := tx.ExecContext(ctx, `UPDATE orders SET body = ? WHERE reference = ?`, string(b), reference)
-		return err
+		return setOrderTx(ctx, tx, `SELECT body FROM orders WHERE reference = ?`,
+			`UPDATE orders SET body = ? WHERE reference = ?`, reference, state, scheme, at)
 	})
 }
 
