@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/posagent/posagent/internal/testio"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -73,24 +73,6 @@ func TestRun_Usage(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe to write from run's goroutine and read from the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // addTerminal registers id with run and returns the terminal's key, as its key file holds it.
 func addTerminal(t *testing.T, id string, args ...string) *offline.Key {
 	t.Helper()
@@ -114,7 +96,7 @@ func addTerminal(t *testing.T, id string, args ...string) *offline.Key {
 func serve(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
+	var out, errOut testio.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), &out, &errOut) }()
 	t.Cleanup(func() {

@@ -1,12 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/posagent/posagent/internal/testio"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -73,24 +72,6 @@ func TestDisplayCommand_Errors(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the command writing and the test reading.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestScanCommand(t *testing.T) {
 	s := startSim(t)
 	// Sent before the command opens the port: the pty keeps them, as a USB adapter would.
@@ -102,7 +83,7 @@ func TestScanCommand(t *testing.T) {
 		return s.Scanner.Scan("https://qr.alipay.com/bax01234", possim.ScanOptions{Suffix: scanner.SuffixCRLF})
 	})
 
-	var out, errOut syncBuffer
+	var out, errOut testio.Buffer
 	code := NewMain(strings.NewReader(""), &out, &errOut).Run(context.Background(),
 		[]string{"scan", "--port", s.Path(possim.ScannerName), "--suffix", "crlf", "--count", "2", "--timeout", "10s"})
 	if code != 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/posagent/posagent/internal/testio"
 	"io"
 	"log/slog"
 	"net/http"
@@ -58,7 +59,7 @@ func TestRun_ServesAndStops(t *testing.T) {
 	t.Setenv("POSAGENT_API_TOKEN", "run-test-token-0123456789")
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr testio.Buffer
 	exit := make(chan int, 1)
 	go func() {
 		exit <- NewMain(strings.NewReader(""), &stdout, &stderr).Run(ctx, []string{"run", "--config", cfgPath})

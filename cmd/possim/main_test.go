@@ -1,37 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
+	"github.com/posagent/posagent/internal/testio"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestRun(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "sim")
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
+	var out, errOut testio.Buffer
 	code := make(chan int, 1)
 	go func() { code <- run(ctx, []string{"--dir", dir}, &out, &errOut) }()
 	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(out.String(), "control"); time.Sleep(5 * time.Millisecond) {
@@ -55,7 +37,7 @@ func TestRun(t *testing.T) {
 
 func TestRun_Usage(t *testing.T) {
 	for _, args := range [][]string{nil, {"--dir"}, {"--dir", "x", "extra"}, {"--nope"}} {
-		var out, errOut syncBuffer
+		var out, errOut testio.Buffer
 		if c := run(context.Background(), args, &out, &errOut); c != 2 {
 			t.Errorf("%v: exit %d, want 2", args, c)
 		}
