@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/posagent/posagent/internal/wait"
 	"io"
 	"sync"
 	"time"
@@ -205,7 +206,7 @@ func (p *Printer) PrintJob(ctx context.Context, job []byte) (*Result, error) {
 		return nil, &JobError{Stage: "send", Sent: sent, Status: res.Before, Err: err}
 	}
 	if p.profile.Status {
-		if err := sleepCtx(ctx, p.opts.Settle); err != nil {
+		if err := wait.Sleep(ctx, p.opts.Settle); err != nil {
 			return nil, &JobError{Stage: "after", Sent: sent, Err: err}
 		}
 		st, err := p.status(ctx)
@@ -254,13 +255,13 @@ func (p *Printer) send(ctx context.Context, data []byte) (int, error) {
 		// The line needs perByte·sent to carry what was written; stay within a chunk of it.
 		ahead := time.Duration(sent-p.opts.ChunkSize)*perByte - time.Since(start)
 		if ahead > 0 {
-			if err := sleepCtx(ctx, ahead); err != nil {
+			if err := wait.Sleep(ctx, ahead); err != nil {
 				return sent, err
 			}
 		}
 	}
-	if wait := time.Duration(sent)*perByte - time.Since(start); wait > 0 {
-		if err := sleepCtx(ctx, wait); err != nil {
+	if rest := time.Duration(sent)*perByte - time.Since(start); rest > 0 {
+		if err := wait.Sleep(ctx, rest); err != nil {
 			return sent, err
 		}
 	}
@@ -280,17 +281,6 @@ func (p *Printer) writeAll(b []byte) error {
 		b = b[n:]
 	}
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Reason returns a short machine-readable reason for a print error: "paper-end",

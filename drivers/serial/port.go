@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/posagent/posagent/internal/wait"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -193,7 +194,7 @@ func Open(ctx context.Context, loc Locator, opt Options) (*Port, error) {
 		opt.Backoff = DefaultBackoff
 	}
 	if opt.Sleep == nil {
-		opt.Sleep = sleep
+		opt.Sleep = wait.Sleep
 	}
 	if opt.Enumerate == nil {
 		opt.Enumerate = ListPorts
@@ -244,17 +245,6 @@ func DefaultBackoff(attempt int) time.Duration {
 	d := 25 * time.Millisecond << min(max(attempt-1, 0), 7)
 	d = min(d, 2*time.Second)
 	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // resolve finds the device node the locator names now.

@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/posagent/posagent/internal/wait"
 	"io"
 	"net/http"
 	"net/url"
@@ -276,15 +277,15 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	var err error
 	for n := 0; n < attempts; n++ {
 		if n > 0 {
-			wait := time.Duration(0)
+			pause := time.Duration(0)
 			if c.Backoff != nil {
-				wait = c.Backoff(n - 1)
+				pause = c.Backoff(n - 1)
 			}
 			var ae *APIError
-			if errors.As(err, &ae) && ae.RetryAfter > wait {
-				wait = ae.RetryAfter
+			if errors.As(err, &ae) && ae.RetryAfter > pause {
+				pause = ae.RetryAfter
 			}
-			if serr := sleep(ctx, wait); serr != nil {
+			if serr := wait.Sleep(ctx, pause); serr != nil {
 				return fmt.Errorf("%w (while retrying: %v)", err, serr)
 			}
 			c.stats.retries.Add(1)
@@ -298,20 +299,6 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 		return fmt.Errorf("%w (gave up after %d attempts)", err, attempts)
 	}
 	return err
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // attempt sends one signed request and decodes a 2xx answer into out.

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/posagent/posagent/internal/wait"
 	"strconv"
 	"time"
 
@@ -148,11 +149,11 @@ func (s *Syncer) drain(ctx context.Context, rep *Report) error {
 			}
 			var open *CircuitOpenError
 			if errors.As(err, &open) {
-				wait := time.Until(open.Until)
-				if wait > s.BreakerWait {
+				pause := time.Until(open.Until)
+				if pause > s.BreakerWait {
 					return fmt.Errorf("upload records %d–%d: %w", batch[0].Sequence, batch[len(batch)-1].Sequence, err)
 				}
-				if err := sleep(ctx, wait); err != nil {
+				if err := wait.Sleep(ctx, pause); err != nil {
 					return err
 				}
 			}
@@ -360,14 +361,14 @@ func (s *Syncer) Run(ctx context.Context, interval time.Duration, report func(Re
 		if report != nil && ctx.Err() == nil {
 			report(rep, err)
 		}
-		wait := interval
+		pause := interval
 		if err != nil {
-			wait = backoff(failures)
+			pause = backoff(failures)
 			failures++
 		} else {
 			failures = 0
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := wait.Sleep(ctx, pause); err != nil {
 			return err
 		}
 	}
