@@ -64,7 +64,78 @@ type Decision string
 const (
 	Approved Decision = "approved"
 	Declined Decision = "declined"
+	// PendingCustomer: the wallet asks the customer to confirm (a password on the phone).
+	// Not final: the terminal polls the authorization's status (GET
+	// /v1/authorizations/{id}) until it is approved or declined, and reverses it when its
+	// deadline passes first.
+	PendingCustomer Decision = "pending_customer"
+	// Reversed: the terminal reversed the authorization (or a reversal arrived before it,
+	// leaving a tombstone that refuses it). No money was taken, or it was given back.
+	Reversed Decision = "reversed"
 )
+
+// Final reports whether no further change of the authorization is possible by itself:
+// approved, declined and reversed are final (an approved one can still be reversed by the
+// terminal); pending_customer is not.
+func (d Decision) Final() bool { return d == Approved || d == Declined || d == Reversed }
+
+// AuthorizationStatus answers GET /v1/authorizations/{id}: what the acquirer holds for the
+// online authorization of sale id (the journal's UUIDv7), asked by the terminal when an
+// authorization's answer was lost or late. State is a Decision, or StatusNotFound when no
+// authorization with that id has arrived (yet: it may still be in flight).
+type AuthorizationStatus struct {
+	ID        string    `json:"id"`
+	State     string    `json:"state"` // approved, declined, pending_customer, reversed, not_found
+	Reason    string    `json:"reason,omitempty"`
+	AuthCode  string    `json:"auth_code,omitempty"`
+	Amount    int64     `json:"amount,omitempty"`
+	Currency  string    `json:"currency,omitempty"`
+	DecidedAt time.Time `json:"decided_at,omitzero"`
+}
+
+// StatusNotFound is AuthorizationStatus.State for an authorization the acquirer has not
+// received.
+const StatusNotFound = "not_found"
+
+// ReversalRequest is POST /v1/authorizations/{id}/reversal: undo the online authorization
+// of sale id, whatever its state, idempotently. An approved authorization is reversed (the
+// money goes back), a pending one is closed, and one that has not arrived yet is refused
+// when it does (a tombstone, kept for ever). Sending it again returns the same answer.
+type ReversalRequest struct {
+	ID             string `json:"id"`
+	Sequence       uint64 `json:"sequence"`
+	IdempotencyKey string `json:"idempotency_key"` // the sale's key
+	Amount         int64  `json:"amount"`
+	Currency       string `json:"currency"`
+	Reason         string `json:"reason,omitempty"` // e.g. "no answer within 30 s"
+}
+
+// ReversalResponse answers a reversal: State is always "reversed"; Previous is what the
+// authorization was when the first reversal arrived (approved, declined,
+// pending_customer, or not_found for a tombstone).
+type ReversalResponse struct {
+	ID         string    `json:"id"`
+	State      string    `json:"state"`
+	Previous   string    `json:"previous"`
+	ReversedAt time.Time `json:"reversed_at"`
+}
+
+// LedgerEntry is one sale as the acquirer holds it (acquirerd ledger --json): how
+// operators reconcile and how tests check that terminal and acquirer agree. Captured is
+// what the customer pays now, in minor units: Amount when approved, 0 when declined,
+// reversed, voided or never authorized.
+type LedgerEntry struct {
+	Terminal       string `json:"terminal"`
+	Sequence       uint64 `json:"sequence"`
+	SaleID         string `json:"sale_id"`
+	IdempotencyKey string `json:"idempotency_key"`
+	Amount         int64  `json:"amount"`
+	Currency       string `json:"currency"`
+	State          string `json:"state"`
+	Captured       int64  `json:"captured"`
+	Refunded       int64  `json:"refunded"`
+	Source         string `json:"source"` // online | offline
+}
 
 // AuthorizationResponse answers an authorization (also for a retried request: the same
 // idempotency key gets the original answer).
