@@ -131,6 +131,13 @@ func (e *ConflictError) Unwrap() error { return ErrConflict }
 //
 // When Append returns without error the record is on disk (WAL, synchronous=FULL).
 func (j *Journal) Append(ctx context.Context, s NewSale) (Record, bool, error) {
+	return j.AppendWith(ctx, s, nil)
+}
+
+// AppendWith is Append that also writes the POS app's payment in the same transaction
+// (one ledger: the sale and its payment never disagree on disk). pay.SaleID is set to the
+// record's id. A nil pay is Append.
+func (j *Journal) AppendWith(ctx context.Context, s NewSale, pay *PaymentRow) (Record, bool, error) {
 	if err := s.validate(); err != nil {
 		return Record{}, false, err
 	}
@@ -172,6 +179,15 @@ func (j *Journal) Append(ctx context.Context, s NewSale) (Record, bool, error) {
 			prev.Reference == s.Reference && bytes.Equal(prev.credTag, tag)
 		if !same {
 			return Record{}, false, &ConflictError{Key: s.IdempotencyKey, Existing: prev.Record}
+		}
+		if pay != nil {
+			pay.SaleID = prev.ID
+			if err := j.putPayment(ctx, tx, pay); err != nil {
+				return Record{}, false, err
+			}
+			if err := tx.Commit(); err != nil {
+				return Record{}, false, onReadOnlyFS(j.path, classify("store sale", err))
+			}
 		}
 		j.flag(&prev.Record)
 		return prev.Record, false, nil
@@ -216,6 +232,12 @@ func (j *Journal) Append(ctx context.Context, s NewSale) (Record, bool, error) {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO history (seq, at, from_state, to_state, note) VALUES (?, ?, '', ?, ?)`,
 		seq, now.UnixMilli(), string(state), "journaled"); err != nil {
 		return Record{}, false, classify("store sale", err)
+	}
+	if pay != nil {
+		pay.SaleID = id
+		if err := j.putPayment(ctx, tx, pay); err != nil {
+			return Record{}, false, err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return Record{}, false, onReadOnlyFS(j.path, classify("store sale", err))
@@ -354,6 +376,14 @@ func (j *Journal) setState(ctx context.Context, tx *sql.Tx, r *Record, to posage
 	}
 	r.History = append(r.History, Change{At: now, From: r.State, To: to, Note: note})
 	r.State, r.LastError, r.UpdatedAt = to, lastErr, now
+	// An offline sale's payment follows its record after upload (uploading, then the
+	// acquirer's approved or declined, or failed when rejected): in this transaction.
+	if r.Offline && (to == posagent.StateUploading || to.Final()) {
+		if _, err := tx.ExecContext(ctx, `UPDATE payments SET state = ?, done = 1, updated_at = ?
+			WHERE sale_id = ? AND state IN ('stored', 'uploading')`, string(to), now.UnixMilli(), r.ID); err != nil {
+			return classify("change state", err)
+		}
+	}
 	return nil
 }
 
