@@ -306,34 +306,50 @@ func (s *Postgres) Config(ctx context.Context, terminal string) (wire.TerminalCo
 	return loadConfig(ctx, s.db, `SELECT policy FROM terminals WHERE id = $1`, terminal)
 }
 
-// Authorize implements Store. It holds the terminal's lock, so a decision and an offline
-// upload of the same sale on two nodes cannot each miss the other.
-func (s *Postgres) Authorize(ctx context.Context, terminal string, req wire.AuthorizationRequest, decide func() wire.AuthorizationResponse) (wire.AuthorizationResponse, error) {
-	content := contentHash(req)
+// Authorize implements Store. It holds the terminal's lock, so a decision, a reversal and
+// an offline upload of the same sale on several nodes serialise: an authorization racing
+// its reversal is either approved then reversed, or refused by the tombstone.
+func (s *Postgres) Authorize(ctx context.Context, terminal string, req wire.AuthorizationRequest, decide func() Outcome) (wire.AuthorizationResponse, error) {
 	var resp wire.AuthorizationResponse
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		resp = wire.AuthorizationResponse{}
 		if err := lockTerminalTx(ctx, tx, terminal); err != nil {
 			return err
 		}
-		var stored, body string
-		err := tx.QueryRowContext(ctx, `SELECT content, response FROM authorizations WHERE terminal = $1 AND idempotency_key = $2`,
-			terminal, req.IdempotencyKey).Scan(&stored, &body)
-		switch {
-		case err == nil && stored != content:
-			return fmt.Errorf("idempotency key %q: %w", req.IdempotencyKey, ErrConflict)
-		case err == nil:
-			return json.Unmarshal([]byte(body), &resp)
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
-		resp = decide()
-		b, _ := json.Marshal(resp)
-		_, err = tx.ExecContext(ctx, `INSERT INTO authorizations (terminal, idempotency_key, content, response) VALUES ($1, $2, $3, $4)`,
-			terminal, req.IdempotencyKey, content, string(b))
+		var err error
+		resp, err = authorizeTx(ctx, tx, postgresSQL, terminal, req, decide, s.now())
 		return err
 	})
 	return resp, err
+}
+
+// AuthorizationStatus implements Store.
+func (s *Postgres) AuthorizationStatus(ctx context.Context, terminal, id string) (wire.AuthorizationStatus, error) {
+	var st wire.AuthorizationStatus
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		st, err = statusTx(ctx, tx, postgresSQL, terminal, id, s.now())
+		return err
+	})
+	return st, err
+}
+
+// Reverse implements Store, under the terminal's lock (see Authorize).
+func (s *Postgres) Reverse(ctx context.Context, terminal string, req wire.ReversalRequest) (wire.ReversalResponse, error) {
+	var rev wire.ReversalResponse
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := lockTerminalTx(ctx, tx, terminal); err != nil {
+			return err
+		}
+		var err error
+		rev, err = reverseTx(ctx, tx, postgresSQL, terminal, req, s.now())
+		return err
+	})
+	return rev, err
+}
+
+// Ledger implements Store: one query, whose rows the database sorts and streams.
+func (s *Postgres) Ledger(ctx context.Context, terminal string, fn func(wire.LedgerEntry) error) error {
+	return ledger(ctx, s.db, postgresSQL, s.now(), terminal, fn)
 }
 
 // pgStored is what StoreBatch needs to know of a stored record.
@@ -420,8 +436,14 @@ func (s *Postgres) StoreBatch(ctx context.Context, terminal string, recs []wire.
 				r := decide(rec)
 				// A sale the terminal sent for online authorization, whose answer it never
 				// got, then kept offline: the decision already made stands.
-				if a, ok := online[rec.IdempotencyKey]; ok {
-					r.Decision, r.Reason, r.AuthCode, r.DecidedAt = a.Decision, a.Reason, a.AuthCode, a.DecidedAt
+				if online[rec.IdempotencyKey] {
+					a, ok, err := onlineOutcome(ctx, tx, postgresSQL, terminal, rec.IdempotencyKey, s.now())
+					if err != nil {
+						return err
+					}
+					if ok {
+						r.Decision, r.Reason, r.AuthCode, r.DecidedAt = a.Decision, a.Reason, a.AuthCode, a.DecidedAt
+					}
 				}
 				b, _ := json.Marshal(r)
 				results = append(results, string(b))
@@ -450,9 +472,9 @@ func (s *Postgres) StoreBatch(ctx context.Context, terminal string, recs []wire.
 
 // neighbours reads what the batch's records are checked against: the stored records at
 // each sequence and its two neighbours, the sequences holding the batch's idempotency keys,
-// and the online decisions made for those keys. Each is a point look-up per key (LATERAL),
+// and which of those keys have an online authorization. Each is a point look-up per key (LATERAL),
 // so the plan stays an index probe even on tables the planner has no statistics for yet.
-func (s *Postgres) neighbours(ctx context.Context, tx *sql.Tx, terminal string, recs []wire.Record) (map[uint64]*pgStored, map[string]uint64, map[string]wire.AuthorizationResponse, error) {
+func (s *Postgres) neighbours(ctx context.Context, tx *sql.Tx, terminal string, recs []wire.Record) (map[uint64]*pgStored, map[string]uint64, map[string]bool, error) {
 	seqSet := map[int64]bool{}
 	keys := make([]string, 0, len(recs))
 	for _, r := range recs {
@@ -505,22 +527,19 @@ func (s *Postgres) neighbours(ctx context.Context, tx *sql.Tx, terminal string, 
 	if err := rows.Err(); err != nil {
 		return nil, nil, nil, err
 	}
-	online := map[string]wire.AuthorizationResponse{}
-	rows, err = tx.QueryContext(ctx, `SELECT a.idempotency_key, a.response FROM unnest($2::text[]) AS k(key)
+	online := map[string]bool{}
+	rows, err = tx.QueryContext(ctx, `SELECT a.idempotency_key FROM unnest($2::text[]) AS k(key)
 		CROSS JOIN LATERAL (SELECT * FROM authorizations WHERE terminal = $1 AND idempotency_key = k.key) a`, terminal, keys)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var k, body string
-		if err := rows.Scan(&k, &body); err != nil {
+		var k string
+		if err := rows.Scan(&k); err != nil {
 			return nil, nil, nil, err
 		}
-		var a wire.AuthorizationResponse
-		if json.Unmarshal([]byte(body), &a) == nil {
-			online[k] = a
-		}
+		online[k] = true
 	}
 	return bySeq, byKey, online, rows.Err()
 }

@@ -46,6 +46,12 @@ type Options struct {
 	VerifyChain ChainVerifier
 	// SimTimeout is how long a "time out" authorization hangs (30 s).
 	SimTimeout time.Duration
+	// SimDelay is how long an authorization approved after the client's timeout
+	// (SimLateApproval) is held before it is decided and stored (8 s).
+	SimDelay time.Duration
+	// SimPending is how long a pending_customer authorization (SimPendingApprove,
+	// SimPendingDecline) waits for the customer before it resolves (3 s).
+	SimPending time.Duration
 	// RequireClientCert demands mutual TLS with per-device certificates: every signed
 	// request must arrive over TLS with a verified client certificate whose CommonName is
 	// the terminal that signed it (X-Posagent-Terminal), else 403. The TLS listener
@@ -65,6 +71,9 @@ type Server struct {
 
 	mu       sync.Mutex
 	attempts map[string]int // simulated "try again" decisions, by idempotency key
+
+	// simWait is the wait of SimLateApproval (time.After); tests hold and release it.
+	simWait func(time.Duration) <-chan time.Time
 }
 
 // New returns the endpoint over store.
@@ -78,6 +87,12 @@ func New(store Store, opts Options) *Server {
 	if opts.SimTimeout == 0 {
 		opts.SimTimeout = 30 * time.Second
 	}
+	if opts.SimDelay == 0 {
+		opts.SimDelay = 8 * time.Second
+	}
+	if opts.SimPending == 0 {
+		opts.SimPending = 3 * time.Second
+	}
 	s := &Server{
 		store:    store,
 		verifier: &signing.Verifier{Keys: store, Nonces: store, Skew: opts.Skew, Now: opts.Now},
@@ -86,6 +101,7 @@ func New(store Store, opts Options) *Server {
 		mux:      http.NewServeMux(),
 		metrics:  newMetrics(),
 		attempts: map[string]int{},
+		simWait:  time.After,
 	}
 	for _, r := range s.routes() {
 		s.mux.HandleFunc(r.pattern, s.signed(r.h))
@@ -107,6 +123,8 @@ func (s *Server) routes() []route {
 	return []route{
 		{"GET /v1/ping", s.ping},
 		{"POST /v1/authorizations", s.authorize},
+		{"GET /v1/authorizations/{id}", s.status},
+		{"POST /v1/authorizations/{id}/reversal", s.reverse},
 		{"POST /v1/terminals/{terminal}/batches", s.batch},
 		{"GET /v1/terminals/{terminal}/results", s.results},
 		{"GET /v1/terminals/{terminal}/config", s.config},
@@ -256,16 +274,96 @@ func (s *Server) authorize(w http.ResponseWriter, r request) int {
 			return writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, "simulated outage: try again")
 		}
 	}
-	resp, err := s.store.Authorize(r.Context(), r.terminal, req, func() wire.AuthorizationResponse {
-		d := Decide(req.Amount)
-		d.ID, d.DecidedAt = req.ID, s.opts.Now().UTC()
-		return d
-	})
+	ctx := r.Context()
+	if req.Amount%100 == SimLateApproval {
+		// Decided after the client has usually given up: the decision is stored even
+		// when the client is gone, unless a reversal's tombstone arrived meanwhile.
+		<-s.simWait(s.opts.SimDelay)
+		ctx = context.WithoutCancel(ctx)
+	}
+	resp, err := s.store.Authorize(ctx, r.terminal, req, func() Outcome { return s.decideOnline(req) })
 	if err != nil {
 		return s.storeError(w, "authorize", err)
 	}
 	s.metrics.decisions.WithLabelValues("online", string(resp.Decision)).Inc()
+	switch req.Amount % 100 {
+	case SimLostAnswer:
+		return dropConnection(w)
+	case SimBadGateway:
+		return writeError(w, http.StatusBadGateway, wire.CodeUnavailable, "simulated 502 after the decision was stored: ask for the authorization's status")
+	}
 	return writeJSON(w, http.StatusOK, resp)
+}
+
+// decideOnline is the simulated decision for a new online authorization (the Sim
+// constants), at the server's clock.
+func (s *Server) decideOnline(req wire.AuthorizationRequest) Outcome {
+	now := s.opts.Now().UTC()
+	d := Decide(req.Amount)
+	d.ID, d.DecidedAt = req.ID, now
+	out := Outcome{Response: d}
+	var final *wire.AuthorizationResponse
+	switch req.Amount % 100 {
+	case SimPendingApprove:
+		final = &wire.AuthorizationResponse{Decision: wire.Approved, AuthCode: d.AuthCode}
+	case SimPendingDecline:
+		final = &wire.AuthorizationResponse{Decision: wire.Declined, Reason: "customer canceled the payment in the wallet"}
+	case SimPendingForever:
+	default:
+		return out
+	}
+	out.Response = wire.AuthorizationResponse{ID: req.ID, Decision: wire.PendingCustomer, Reason: "waiting for the customer to confirm in the wallet", DecidedAt: now}
+	if final != nil {
+		out.PendingUntil = now.Add(s.opts.SimPending)
+		final.ID, final.DecidedAt = req.ID, out.PendingUntil
+		out.Final = final
+	}
+	return out
+}
+
+// dropConnection closes the client's connection without an answer (SimLostAnswer).
+func dropConnection(w http.ResponseWriter) int {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return 0
+		}
+	}
+	panic(http.ErrAbortHandler) // HTTP/2: net/http resets the stream
+}
+
+func (s *Server) status(w http.ResponseWriter, r request) int {
+	id := r.PathValue("id")
+	if id == "" || len(id) > 64 {
+		return writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "id must be 1 to 64 characters (the sale's id)")
+	}
+	st, err := s.store.AuthorizationStatus(r.Context(), r.terminal, id)
+	if err != nil {
+		return s.storeError(w, "authorization status", err)
+	}
+	return writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) reverse(w http.ResponseWriter, r request) int {
+	req, ok := decodeBody[wire.ReversalRequest](w, r.body)
+	if !ok {
+		return http.StatusBadRequest
+	}
+	if id := r.PathValue("id"); req.ID != id {
+		return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, fmt.Sprintf("id %q in the body is not the path's %q", req.ID, id))
+	}
+	if msg := validateSale(req.ID, req.IdempotencyKey, req.Sequence, req.Amount, req.Currency, "reversal"); msg != "" {
+		return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, msg)
+	}
+	if len(req.Reason) > 256 {
+		return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, "reason must be at most 256 characters")
+	}
+	rev, err := s.store.Reverse(r.Context(), r.terminal, req)
+	if err != nil {
+		return s.storeError(w, "reversal", err)
+	}
+	s.metrics.decisions.WithLabelValues("reversal", rev.Previous).Inc()
+	return writeJSON(w, http.StatusOK, rev)
 }
 
 func (s *Server) firstAttempt(key string) bool {
@@ -276,7 +374,9 @@ func (s *Server) firstAttempt(key string) bool {
 }
 
 // Simulated authorization outcomes, chosen by the last two digits of the amount in minor
-// units (so 12.51 CNY declines). Everything else is approved.
+// units (so 12.51 CNY declines). Everything else is approved. 94 to 99 are the cases where
+// the terminal must ask for the authorization's status and, still unknown at its
+// deadline, reverse it; each applies to every attempt with the same idempotency key.
 const (
 	SimDeclineFunds   = 51 // declined: insufficient funds
 	SimDeclineExpired = 52 // declined: payment code expired
@@ -284,6 +384,22 @@ const (
 	SimRetry          = 92 // 503 on the first attempt, approved on the next
 	SimRateLimit      = 93 // 429 Retry-After: 1 on the first attempt, approved on the next
 	SimDeclineLater   = 61 // offline record: declined after upload (deferred authorization)
+	// SimLostAnswer: approved and stored, then the connection is closed without an answer.
+	SimLostAnswer = 94
+	// SimLateApproval: held for Options.SimDelay (the status is not_found meanwhile), then
+	// decided approved and stored (reversed if a reversal arrived meanwhile), then
+	// answered, usually to a client that has gone.
+	SimLateApproval = 95
+	// SimPendingApprove: answered pending_customer; approved Options.SimPending later.
+	SimPendingApprove = 96
+	// SimPendingDecline: answered pending_customer; declined Options.SimPending later
+	// ("customer canceled the payment in the wallet").
+	SimPendingDecline = 97
+	// SimPendingForever: answered pending_customer, and pending until the terminal
+	// reverses it.
+	SimPendingForever = 98
+	// SimBadGateway: approved and stored, then answered 502: a 5xx after the money moved.
+	SimBadGateway = 99
 )
 
 // Decide is the simulated decision for an amount (see the Sim constants).

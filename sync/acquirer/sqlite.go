@@ -67,6 +67,83 @@ CREATE TABLE IF NOT EXISTS orders (
 	body       TEXT NOT NULL
 );`}
 
+// sqliteVersion is the schema version (PRAGMA user_version) upgradeSQLite brings a
+// database to. Version 1 is the schema above, as the first acquirerd created it (its
+// databases say user_version 0).
+const sqliteVersion = 2
+
+// authorizationColumns are the columns version 2 adds to authorizations: the sale, its
+// state, and what a pending or reversed authorization needs (see authRow).
+var authorizationColumns = []struct{ name, decl string }{
+	{"sale_id", "TEXT NOT NULL DEFAULT ''"},
+	{"sequence", "INTEGER NOT NULL DEFAULT 0"},
+	{"amount", "INTEGER NOT NULL DEFAULT 0"},
+	{"currency", "TEXT NOT NULL DEFAULT ''"},
+	{"method", "TEXT NOT NULL DEFAULT ''"},
+	{"reference", "TEXT NOT NULL DEFAULT ''"},
+	{"state", "TEXT NOT NULL DEFAULT ''"},
+	{"created_at", "TEXT NOT NULL DEFAULT ''"},
+	{"pending_until", "INTEGER NOT NULL DEFAULT 0"}, // Unix ms
+	{"final", "TEXT NOT NULL DEFAULT ''"},
+	{"final_state", "TEXT NOT NULL DEFAULT ''"},
+	{"reversal", "TEXT NOT NULL DEFAULT ''"},
+}
+
+// upgradeSQLite brings the schema to sqliteVersion in one transaction, idempotently: a
+// column already there is not added again, and rows of version 1 get their sale id and
+// state from the answer they stored (amount, currency and sequence stay unknown: 0).
+func upgradeSQLite(db *sql.DB) error {
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
+		return err
+	}
+	if version >= sqliteVersion {
+		return nil
+	}
+	have := map[string]bool{}
+	rows, err := tx.Query(`SELECT name FROM pragma_table_info('authorizations')`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return err
+		}
+		have[name] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, c := range authorizationColumns {
+		if have[c.name] {
+			continue
+		}
+		if _, err := tx.Exec(`ALTER TABLE authorizations ADD COLUMN ` + c.name + ` ` + c.decl); err != nil {
+			return fmt.Errorf("add authorizations.%s: %w", c.name, err)
+		}
+	}
+	for _, stmt := range []string{
+		`UPDATE authorizations SET sale_id = COALESCE(json_extract(response, '$.id'), ''),
+			state = COALESCE(json_extract(response, '$.decision'), '') WHERE sale_id = '' AND content <> ''`,
+		`CREATE INDEX IF NOT EXISTS authorizations_sale ON authorizations (terminal, sale_id)`,
+		`CREATE INDEX IF NOT EXISTS results_record ON results (terminal, ` + sqliteSQL.jsonField("body", "id") + `)`,
+		fmt.Sprintf(`PRAGMA user_version = %d`, sqliteVersion),
+	} {
+		if _, err := tx.Exec(stmt); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
 // SQLite is the embedded Store: one file, WAL, synchronous=FULL, writes serialised through
 // one connection in BEGIN IMMEDIATE transactions.
 type SQLite struct {
@@ -95,6 +172,10 @@ func OpenSQLite(path string, masterKey []byte) (*SQLite, error) {
 			db.Close()
 			return nil, fmt.Errorf("open acquirer store %s: migrate: %w", path, err)
 		}
+	}
+	if err := upgradeSQLite(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open acquirer store %s: upgrade: %w", path, err)
 	}
 	return &SQLite{db: db, aead: aead, now: time.Now}, nil
 }
@@ -204,28 +285,41 @@ func (s *SQLite) Config(ctx context.Context, terminal string) (wire.TerminalConf
 }
 
 // Authorize implements Store.
-func (s *SQLite) Authorize(ctx context.Context, terminal string, req wire.AuthorizationRequest, decide func() wire.AuthorizationResponse) (wire.AuthorizationResponse, error) {
-	content := contentHash(req)
+func (s *SQLite) Authorize(ctx context.Context, terminal string, req wire.AuthorizationRequest, decide func() Outcome) (wire.AuthorizationResponse, error) {
 	var resp wire.AuthorizationResponse
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var stored, body string
-		err := tx.QueryRowContext(ctx, `SELECT content, response FROM authorizations WHERE terminal = ? AND idempotency_key = ?`,
-			terminal, req.IdempotencyKey).Scan(&stored, &body)
-		switch {
-		case err == nil && stored != content:
-			return fmt.Errorf("idempotency key %q: %w", req.IdempotencyKey, ErrConflict)
-		case err == nil:
-			return json.Unmarshal([]byte(body), &resp)
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
-		resp = decide()
-		b, _ := json.Marshal(resp)
-		_, err = tx.ExecContext(ctx, `INSERT INTO authorizations (terminal, idempotency_key, content, response) VALUES (?, ?, ?, ?)`,
-			terminal, req.IdempotencyKey, content, string(b))
+		var err error
+		resp, err = authorizeTx(ctx, tx, sqliteSQL, terminal, req, decide, s.now())
 		return err
 	})
 	return resp, err
+}
+
+// AuthorizationStatus implements Store.
+func (s *SQLite) AuthorizationStatus(ctx context.Context, terminal, id string) (wire.AuthorizationStatus, error) {
+	var st wire.AuthorizationStatus
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		st, err = statusTx(ctx, tx, sqliteSQL, terminal, id, s.now())
+		return err
+	})
+	return st, err
+}
+
+// Reverse implements Store.
+func (s *SQLite) Reverse(ctx context.Context, terminal string, req wire.ReversalRequest) (wire.ReversalResponse, error) {
+	var rev wire.ReversalResponse
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		rev, err = reverseTx(ctx, tx, sqliteSQL, terminal, req, s.now())
+		return err
+	})
+	return rev, err
+}
+
+// Ledger implements Store. It holds the store's one connection while it runs.
+func (s *SQLite) Ledger(ctx context.Context, terminal string, fn func(wire.LedgerEntry) error) error {
+	return ledger(ctx, s.db, sqliteSQL, s.now(), terminal, fn)
 }
 
 // StoreBatch implements Store.
@@ -307,15 +401,12 @@ func (s *SQLite) storeRecord(ctx context.Context, tx *sql.Tx, terminal string, r
 		r := decide(rec)
 		// A sale the terminal sent for online authorization, whose answer it never got,
 		// then kept offline: the decision already made stands, never a second one.
-		var online string
-		err := tx.QueryRowContext(ctx, `SELECT response FROM authorizations WHERE terminal = ? AND idempotency_key = ?`, terminal, rec.IdempotencyKey).Scan(&online)
-		if err == nil {
-			var a wire.AuthorizationResponse
-			if json.Unmarshal([]byte(online), &a) == nil {
-				r.Decision, r.Reason, r.AuthCode, r.DecidedAt = a.Decision, a.Reason, a.AuthCode, a.DecidedAt
-			}
-		} else if !errors.Is(err, sql.ErrNoRows) {
+		a, ok, err := onlineOutcome(ctx, tx, sqliteSQL, terminal, rec.IdempotencyKey, s.now())
+		if err != nil {
 			return res, err
+		}
+		if ok {
+			r.Decision, r.Reason, r.AuthCode, r.DecidedAt = a.Decision, a.Reason, a.AuthCode, a.DecidedAt
 		}
 		b, _ := json.Marshal(r)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO results (terminal, body) VALUES (?, ?)`, terminal, string(b)); err != nil {

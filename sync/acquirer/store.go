@@ -27,10 +27,28 @@ type Store interface {
 	AddTerminal(ctx context.Context, terminal string, secret []byte, policy wire.Policy) error
 	// Config returns a terminal's configuration.
 	Config(ctx context.Context, terminal string) (wire.TerminalConfig, error)
-	// Authorize stores the decision for an authorization request, or returns the decision
-	// stored before for the same (terminal, idempotency key); a reuse of the key with other
-	// content is ErrConflict.
-	Authorize(ctx context.Context, terminal string, req wire.AuthorizationRequest, decide func() wire.AuthorizationResponse) (wire.AuthorizationResponse, error)
+	// Authorize stores the decision for an authorization request, or returns the answer
+	// for the same (terminal, idempotency key) as it stands now: the decision stored
+	// before, a pending one's outcome once its time has passed, "reversed" once the
+	// terminal reversed it. A reuse of the key with other content, or of the sale id under
+	// another key, is ErrConflict. A sale the terminal reversed before its authorization
+	// arrived (a tombstone) is answered reversed, ReasonTombstone, and nothing is decided.
+	Authorize(ctx context.Context, terminal string, req wire.AuthorizationRequest, decide func() Outcome) (wire.AuthorizationResponse, error)
+	// AuthorizationStatus returns what the store holds for the online authorization of
+	// sale id by terminal: state wire.StatusNotFound when none arrived (or it is another
+	// terminal's). A pending authorization whose time has passed is resolved, and stored so.
+	AuthorizationStatus(ctx context.Context, terminal, id string) (wire.AuthorizationStatus, error)
+	// Reverse reverses the online authorization of sale req.ID, whatever its state
+	// (approved, declined, pending_customer), or leaves a tombstone that refuses it when it
+	// has not arrived. The first reversal's answer is kept and returned again for ever. A
+	// reversal whose amount or currency differs from the authorization's, or whose key
+	// belongs to another sale, is ErrConflict.
+	Reverse(ctx context.Context, terminal string, req wire.ReversalRequest) (wire.ReversalResponse, error)
+	// Ledger calls fn with every sale the store knows (of terminal, or all with ""), in
+	// order of terminal and sequence, streaming: see wire.LedgerEntry. It writes nothing
+	// (pending authorizations are shown resolved as they will be read); fn must not call
+	// the store. An error from fn stops it and is returned.
+	Ledger(ctx context.Context, terminal string, fn func(wire.LedgerEntry) error) error
 	// StoreBatch stores records in order and answers each; decide is called for every
 	// newly accepted offline record and its outcome appended to the results feed in the
 	// same transaction.

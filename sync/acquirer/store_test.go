@@ -86,9 +86,9 @@ func TestStore_Authorize(t *testing.T) {
 	eachStoreDirect(t, func(t *testing.T, s Store) {
 		ctx := t.Context()
 		calls := 0
-		decide := func() wire.AuthorizationResponse {
+		decide := func() Outcome {
 			calls++
-			return wire.AuthorizationResponse{ID: "id-k1", Decision: wire.Approved, AuthCode: "000123"}
+			return Outcome{Response: wire.AuthorizationResponse{ID: "id-k1", Decision: wire.Approved, AuthCode: "000123"}}
 		}
 		first, err := s.Authorize(ctx, "T1", authReq("k1", 123), decide)
 		if err != nil {
