@@ -24,6 +24,7 @@ import (
 	"github.com/posagent/posagent/internal/wait"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"strconv"
@@ -209,11 +210,43 @@ type TransportError struct {
 func (e *TransportError) Error() string { return e.Op + ": " + e.Err.Error() }
 func (e *TransportError) Unwrap() error { return e.Err }
 
+// ErrMaybeSent is matched (errors.Is) by an error of a call at least one of whose
+// attempts may have reached the acquirer: it got a connection, so the request may have
+// been written and acted on (a timeout, a reset after writing, a 5xx, a truncated or any
+// other answer). See Unsent.
+var ErrMaybeSent = errors.New("the request may have reached the acquirer")
+
+// sendError is an error of a call, with whether any of its attempts may have been sent.
+// Its message is the underlying error's.
+type sendError struct {
+	err       error
+	maybeSent bool
+}
+
+func (e *sendError) Error() string        { return e.err.Error() }
+func (e *sendError) Unwrap() error        { return e.err }
+func (e *sendError) Is(target error) bool { return target == ErrMaybeSent && e.maybeSent }
+
+// Unsent reports whether err, returned by a Client call, proves that the acquirer never
+// received the request: every attempt failed before a connection to the acquirer was
+// made (dial error, connection refused, DNS, TLS handshake), was refused by the circuit
+// breaker, or could not be built or signed. Then an authorization certainly did not
+// happen. Anything else is "maybe sent": a timeout or reset after connecting, a 5xx, a
+// truncated answer, and errors not returned by a Client call (Unsent is conservative:
+// when unsure, false).
+func Unsent(err error) bool {
+	var se *sendError
+	return errors.As(err, &se) && !se.maybeSent
+}
+
 // Ping is one authenticated GET /v1/ping, without retries: "online" means it succeeds. It
 // goes through even when the breaker is open, and a success closes the breaker.
 func (c *Client) Ping(ctx context.Context) (wire.Ping, error) {
 	var p wire.Ping
-	err := c.attempt(ctx, http.MethodGet, "/v1/ping", nil, &p, false)
+	sent, err := c.attempt(ctx, http.MethodGet, "/v1/ping", nil, &p, false)
+	if err != nil {
+		err = &sendError{err, sent}
+	}
 	return p, err
 }
 
@@ -229,6 +262,28 @@ func (c *Client) Authorize(ctx context.Context, req wire.AuthorizationRequest) (
 		return resp, err
 	}
 	err = c.do(ctx, http.MethodPost, "/v1/authorizations", body, &resp)
+	return resp, err
+}
+
+// AuthorizationStatus asks what the acquirer holds for the online authorization of sale
+// id (the journal's id), when the answer to Authorize was lost or late: State is a
+// decision, or wire.StatusNotFound when the authorization has not arrived (yet).
+func (c *Client) AuthorizationStatus(ctx context.Context, id string) (wire.AuthorizationStatus, error) {
+	var st wire.AuthorizationStatus
+	err := c.do(ctx, http.MethodGet, "/v1/authorizations/"+url.PathEscape(id), nil, &st)
+	return st, err
+}
+
+// Reverse reverses the online authorization of sale req.ID, whatever its state, or leaves
+// a tombstone that refuses it if it has not arrived. Retries are safe: the acquirer
+// answers every repetition with the first reversal's answer.
+func (c *Client) Reverse(ctx context.Context, req wire.ReversalRequest) (wire.ReversalResponse, error) {
+	var resp wire.ReversalResponse
+	body, err := json.Marshal(req)
+	if err != nil {
+		return resp, &sendError{err, false}
+	}
+	err = c.do(ctx, http.MethodPost, "/v1/authorizations/"+url.PathEscape(req.ID)+"/reversal", body, &resp)
 	return resp, err
 }
 
@@ -271,8 +326,18 @@ func (c *Client) Config(ctx context.Context) (wire.TerminalConfig, error) {
 
 // do sends a request with retries: transport errors, timeouts, 429 and 5xx are retried
 // after the backoff (or the Retry-After, when longer), each time signed afresh, until
-// MaxAttempts, the breaker or ctx says stop.
+// MaxAttempts, the breaker or ctx says stop. Its error says (Unsent, ErrMaybeSent)
+// whether any attempt may have reached the acquirer.
 func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
+	maybeSent := false
+	err := c.retry(ctx, method, path, body, out, &maybeSent)
+	if err != nil {
+		return &sendError{err, maybeSent}
+	}
+	return nil
+}
+
+func (c *Client) retry(ctx context.Context, method, path string, body []byte, out any, maybeSent *bool) error {
 	attempts := max(c.MaxAttempts, 1)
 	var err error
 	for n := 0; n < attempts; n++ {
@@ -290,7 +355,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 			}
 			c.stats.retries.Add(1)
 		}
-		err = c.attempt(ctx, method, path, body, out, true)
+		var sent bool
+		sent, err = c.attempt(ctx, method, path, body, out, true)
+		*maybeSent = *maybeSent || sent
 		if err == nil || !Temporary(err) || errors.Is(err, ErrCircuitOpen) || ctx.Err() != nil {
 			return err
 		}
@@ -301,14 +368,21 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	return err
 }
 
-// attempt sends one signed request and decodes a 2xx answer into out.
-func (c *Client) attempt(ctx context.Context, method, path string, body []byte, out any, gated bool) error {
+// attempt sends one signed request and decodes a 2xx answer into out. sent reports
+// whether the request may have reached the acquirer: a connection to it was made (the
+// request can only have been written after that), whatever happened next.
+func (c *Client) attempt(ctx context.Context, method, path string, body []byte, out any, gated bool) (sent bool, err error) {
 	op := method + " " + strings.SplitN(path, "?", 2)[0]
 	if gated && c.Breaker != nil {
 		if err := c.Breaker.Allow(); err != nil {
-			return err
+			return false, err
 		}
 	}
+	var connected atomic.Bool
+	defer func() { sent = sent || connected.Load() }()
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { connected.Store(true) },
+	})
 	outcome := c.breakerOutcome
 	var r io.Reader
 	if body != nil {
@@ -317,7 +391,7 @@ func (c *Client) attempt(ctx context.Context, method, path string, body []byte, 
 	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, r)
 	if err != nil {
 		outcome(nil, false)
-		return err
+		return false, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -329,30 +403,30 @@ func (c *Client) attempt(ctx context.Context, method, path string, body []byte, 
 	}
 	if err := signing.Sign(req, c.Terminal, c.key, now(), signing.NewNonce()); err != nil {
 		outcome(nil, false)
-		return err
+		return false, err
 	}
 	c.stats.requests.Add(1)
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		err = &TransportError{Op: op, Err: err}
 		outcome(err, ctx.Err() != nil)
-		return err
+		return false, err
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	resp.Body.Close()
 	if err != nil {
 		err = &TransportError{Op: op, Err: fmt.Errorf("read answer: %w", err)}
 		outcome(err, ctx.Err() != nil)
-		return err
+		return false, err
 	}
 	if resp.StatusCode/100 == 2 {
 		if err := json.Unmarshal(data, out); err != nil {
 			err = &TransportError{Op: op, Err: fmt.Errorf("decode answer: %w", err)}
 			outcome(err, false)
-			return err
+			return false, err
 		}
 		outcome(nil, false)
-		return nil
+		return true, nil
 	}
 	ae := &APIError{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode), Message: http.StatusText(resp.StatusCode)}
 	var eb wire.ErrorBody
@@ -363,7 +437,7 @@ func (c *Client) attempt(ctx context.Context, method, path string, body []byte, 
 		ae.RetryAfter, _ = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	outcome(ae, false)
-	return fmt.Errorf("%s: %w", op, ae)
+	return true, fmt.Errorf("%s: %w", op, ae)
 }
 
 // breakerOutcome tells the breaker what an attempt says about the acquirer: an answer
