@@ -5,6 +5,7 @@
 //	acquirerd --listen :8443 --db sqlite:acquirer.db --tls-cert cert.pem --tls-key key.pem [--client-ca devices.pem]
 //	acquirerd --listen :8443 --db postgres://acq@db/acq --master-key-file /etc/acquirerd/master.key ...
 //	acquirerd terminals add T1 --db sqlite:acquirer.db     prints T1's secret, once
+//	acquirerd ledger --db sqlite:acquirer.db [--terminal T1] [--json]
 package main
 
 import (
@@ -44,11 +45,12 @@ type usageError struct{ error }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var listen, dsn, keyFile, tlsCert, tlsKey, clientCA string
+	var simDelay, simPending time.Duration
 	root := &cobra.Command{
 		Use:   "acquirerd --listen ADDR --db sqlite:PATH|postgres://…",
 		Short: "posagent's reference acquirer endpoint",
 		Long: `acquirerd serves the acquirer side of posagent's sync protocol: authenticated ping,
-online authorization, store-and-forward batches (deduplicated for ever by terminal and
+online authorization (with its status by sale id and its reversal), store-and-forward batches (deduplicated for ever by terminal and
 sequence and by idempotency key, hash chains checked), the results feed of deferred
 authorizations, merchant-presented order status and terminal configuration.
 
@@ -76,6 +78,15 @@ Simulated decisions, by the last two digits of the amount in minor units:
   91 authorization hangs 30 s, then 503 (the terminal's timeout path)
   92 503 on the first attempt, approved on the next
   93 429 Retry-After: 1 on the first attempt, approved on the next
+  94 approved and stored, then the connection is closed without an answer
+  95 held for --sim-delay (status not_found meanwhile), then approved and stored
+     (reversed if a reversal arrived meanwhile), then answered: after the client's timeout
+  96 pending_customer, approved --sim-pending later
+  97 pending_customer, declined --sim-pending later (customer canceled in the wallet)
+  98 pending_customer until the terminal reverses it
+  99 approved and stored, then answered 502 (a 5xx after the money moved)
+94 to 99 answer so on every attempt; the terminal asks GET /v1/authorizations/{id} and
+reverses with POST /v1/authorizations/{id}/reversal. 'acquirerd ledger' shows the result.
 Orders: a reference is pending on the first poll and paid on the second; one ending in
 -EXPIRE expires and one ending in -CANCEL is canceled instead.`,
 		SilenceUsage:  true,
@@ -84,6 +95,9 @@ Orders: a reference is pending on the first poll and paid on the second; one end
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if listen == "" || dsn == "" {
 				return usageError{errors.New("acquirerd needs --listen ADDR and --db sqlite:PATH or postgres://…")}
+			}
+			if simDelay <= 0 || simPending <= 0 {
+				return usageError{errors.New("--sim-delay and --sim-pending must be positive durations, e.g. 8s")}
 			}
 			tlsConfig, err := serverTLS(tlsCert, tlsKey, clientCA)
 			if err != nil {
@@ -99,7 +113,8 @@ Orders: a reference is pending on the first poll and paid on the second; one end
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", listen, err)
 			}
-			handler := acquirer.New(store, acquirer.Options{Log: log, VerifyChain: acquirer.VerifyJournalRecord, RequireClientCert: clientCA != ""})
+			handler := acquirer.New(store, acquirer.Options{Log: log, VerifyChain: acquirer.VerifyJournalRecord, RequireClientCert: clientCA != "",
+				SimDelay: simDelay, SimPending: simPending})
 			srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
 			scheme, serve := "http", func() error { return srv.Serve(ln) }
 			if tlsConfig != nil {
@@ -126,6 +141,8 @@ Orders: a reference is pending on the first poll and paid on the second; one end
 	root.Flags().StringVar(&tlsCert, "tls-cert", os.Getenv("ACQUIRERD_TLS_CERT"), "serve HTTPS with this certificate (PEM, chain included)")
 	root.Flags().StringVar(&tlsKey, "tls-key", os.Getenv("ACQUIRERD_TLS_KEY"), "the --tls-cert certificate's private key (PEM)")
 	root.Flags().StringVar(&clientCA, "client-ca", os.Getenv("ACQUIRERD_CLIENT_CA"), "require client certificates signed by these CAs (PEM), CommonName = terminal id (mTLS)")
+	root.Flags().DurationVar(&simDelay, "sim-delay", 8*time.Second, "amounts ending in 95: how long the authorization is held before it is approved")
+	root.Flags().DurationVar(&simPending, "sim-pending", 3*time.Second, "amounts ending in 96 and 97: how long they stay pending_customer")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.CompletionOptions.DisableDefaultCmd = true
 
@@ -168,6 +185,7 @@ Orders: a reference is pending on the first poll and paid on the second; one end
 	add.Flags().Int64Var(&policyMax, "offline-max", 50000, "offline limit per sale in CNY minor units")
 	terminals.AddCommand(add)
 	root.AddCommand(terminals)
+	root.AddCommand(ledgerCommand(&dsn, &keyFile, stdout))
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
