@@ -51,6 +51,16 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 
+## openapi: validate the acquirer protocol (sync/openapi.yaml) and the local API (device/openapi.yaml) as OpenAPI 3
+##          with Redocly's CLI (pinned; run by npx, its cache in NPM_CACHE, outside the tree). Needs node and npm.
+REDOCLY   ?= @redocly/cli@1.34.5
+NPM_CACHE ?= $(or $(TMPDIR),/tmp)/posagent-npm-cache
+OPENAPI   := sync/openapi.yaml device/openapi.yaml
+.PHONY: openapi
+openapi:
+	npm_config_cache='$(NPM_CACHE)' npm_config_update_notifier=false REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+		npx --yes $(REDOCLY) lint --format stylish $(OPENAPI)
+
 ## fuzz: run every fuzz target for FUZZTIME each (seed corpora live in testdata/fuzz)
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
