@@ -330,9 +330,12 @@ func reverseTx(ctx context.Context, tx execer, d dialect, terminal string, req w
 		if err != nil {
 			return rev, err
 		}
-		if other != nil {
+		if other != nil && other.saleID != req.ID {
 			return rev, fmt.Errorf("idempotency key %q belongs to sale %s, not %s: %w", req.IdempotencyKey, other.saleID, req.ID, ErrConflict)
 		}
+		a = other
+	}
+	if a == nil {
 		// Nothing arrived yet: a tombstone refuses the authorization when it does.
 		rev = wire.ReversalResponse{ID: req.ID, State: string(wire.Reversed), Previous: wire.StatusNotFound, ReversedAt: now.UTC()}
 		resp := wire.AuthorizationResponse{ID: req.ID, Decision: wire.Reversed, Reason: ReasonTombstone, DecidedAt: now.UTC()}
