@@ -189,6 +189,9 @@ func (s *Postgres) checkKey(ctx context.Context) error {
 // Close closes the connection pool.
 func (s *Postgres) Close() error { return s.db.Close() }
 
+// SetClock implements Clocked.
+func (s *Postgres) SetClock(now func() time.Time) { s.now = now }
+
 // retryable reports whether running the transaction again may succeed.
 func retryable(err error, unique bool) bool {
 	var pe *pgconn.PgError

@@ -37,7 +37,8 @@ type ChainVerifier func(secret []byte, rec wire.Record) string
 // Options configure a Server. The zero value of each field is a sensible default.
 type Options struct {
 	Log *slog.Logger
-	// Now is the clock (time.Now).
+	// Now is the clock (time.Now). When set, New also makes it the store's clock (see
+	// Clocked), so tests drive pending authorizations' resolution with it.
 	Now func() time.Time
 	// Skew is the signature clock-skew window (signing.DefaultSkew).
 	Skew time.Duration
@@ -83,6 +84,8 @@ func New(store Store, opts Options) *Server {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	} else if c, ok := store.(Clocked); ok {
+		c.SetClock(opts.Now)
 	}
 	if opts.SimTimeout == 0 {
 		opts.SimTimeout = 30 * time.Second

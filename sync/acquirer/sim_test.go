@@ -29,7 +29,6 @@ type simEnv struct {
 func newSimEnv(base *env) *simEnv {
 	e := &simEnv{env: base, clock: newClock(), entered: make(chan time.Duration, 1), release: make(chan time.Time), done: make(chan string, 16)}
 	store := base.store
-	setNow(store, e.clock.Now)
 	srv := New(store, Options{Now: e.clock.Now, Skew: 1000 * time.Hour, SimDelay: 8 * time.Second, SimPending: 3 * time.Second})
 	srv.simWait = func(d time.Duration) <-chan time.Time {
 		e.entered <- d

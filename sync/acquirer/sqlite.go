@@ -194,6 +194,9 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 // Close closes the database.
 func (s *SQLite) Close() error { return s.db.Close() }
 
+// SetClock implements Clocked.
+func (s *SQLite) SetClock(now func() time.Time) { s.now = now }
+
 func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {

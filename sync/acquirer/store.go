@@ -63,6 +63,18 @@ type Store interface {
 	Close() error
 }
 
+// Clocked is a store whose clock can be set (both stores': time.Now by default): it
+// stamps what the store writes and decides when a pending authorization resolves. Set it
+// before the store is used.
+type Clocked interface {
+	SetClock(now func() time.Time)
+}
+
+var (
+	_ Clocked = (*SQLite)(nil)
+	_ Clocked = (*Postgres)(nil)
+)
+
 // Sentinels callers branch on.
 var (
 	ErrExists   = errors.New("already exists")

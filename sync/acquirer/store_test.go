@@ -17,14 +17,7 @@ func eachStoreDirect(t *testing.T, fn func(t *testing.T, s Store)) {
 }
 
 // setNow sets a store's clock.
-func setNow(s Store, now func() time.Time) {
-	switch s := s.(type) {
-	case *SQLite:
-		s.now = now
-	case *Postgres:
-		s.now = now
-	}
-}
+func setNow(s Store, now func() time.Time) { s.(Clocked).SetClock(now) }
 
 func TestStore_Terminals(t *testing.T) {
 	eachStoreDirect(t, func(t *testing.T, s Store) {

@@ -175,3 +175,56 @@ func TestClient_LostAnswer(t *testing.T) {
 		t.Fatalf("an unknown terminal: %v, want an answered refusal", err)
 	}
 }
+
+// TestClient_PendingAndBadGateway: through the client, a pending_customer authorization
+// (SimPendingApprove) is polled until approved on the acquirer's clock; one that never
+// resolves (SimPendingForever) is reversed; a 502 after a stored approval (SimBadGateway)
+// is an answered, temporary failure, never Unsent, and the status says approved.
+func TestClient_PendingAndBadGateway(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e.handler = acquirer.New(e.store, acquirer.Options{SimPending: 3 * time.Second, Now: clock})
+	c := testClient(t, e.serve(nil), 2)
+	ctx := t.Context()
+
+	pending := walletSale("s96", 1200+acquirer.SimPendingApprove)
+	if resp, err := c.Authorize(ctx, pending); err != nil || resp.Decision != wire.PendingCustomer {
+		t.Fatalf("authorize: %+v %v, want pending_customer", resp, err)
+	}
+	if st, err := c.AuthorizationStatus(ctx, pending.ID); err != nil || st.State != "pending_customer" {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+	mu.Lock()
+	now = now.Add(3 * time.Second)
+	mu.Unlock()
+	if st, err := c.AuthorizationStatus(ctx, pending.ID); err != nil || st.State != "approved" || st.AuthCode == "" {
+		t.Fatalf("status after the customer confirmed: %+v %v, want approved", st, err)
+	}
+
+	never := walletSale("s98", 1200+acquirer.SimPendingForever)
+	if resp, err := c.Authorize(ctx, never); err != nil || resp.Decision != wire.PendingCustomer {
+		t.Fatalf("authorize: %+v %v", resp, err)
+	}
+	rev, err := c.Reverse(ctx, wire.ReversalRequest{ID: never.ID, Sequence: 1, IdempotencyKey: never.IdempotencyKey, Amount: never.Amount, Currency: "CNY"})
+	if err != nil || rev.Previous != "pending_customer" {
+		t.Fatalf("reverse: %+v %v", rev, err)
+	}
+	if resp, err := c.Authorize(ctx, never); err != nil || resp.Decision != wire.Reversed {
+		t.Fatalf("authorize after the reversal: %+v %v, want reversed", resp, err)
+	}
+
+	gw := walletSale("s99", 1200+acquirer.SimBadGateway)
+	_, err = c.Authorize(ctx, gw)
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusBadGateway || Unsent(err) || !Temporary(err) {
+		t.Fatalf("authorize: %v, want a 502 that may have been sent", err)
+	}
+	if got := c.Stats().Requests; got < 2 {
+		t.Fatalf("%d requests: the 502 was not retried", got)
+	}
+	if st, err := c.AuthorizationStatus(ctx, gw.ID); err != nil || st.State != "approved" {
+		t.Fatalf("status after the 502: %+v %v, want approved", st, err)
+	}
+}
