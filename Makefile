@@ -33,7 +33,8 @@ test:
 ##        records/s to drain 10,000 queued records to the acquirer endpoint on loopback (sync/uplink BenchmarkDrain), online
 ##        authorization round trip beside a bare HTTP round trip in the same run (sync/uplink BenchmarkAuthorize: overhead-µs),
 ##        acquirer batch ingest records/s on SQLite beside PostgreSQL, one terminal and eight at once (sync/acquirer
-##        BenchmarkStore_Batch; the PostgreSQL half runs when POSAGENT_PG_DSN names a database), the agent's scanner-to-approved
+##        BenchmarkStore_Batch; the PostgreSQL half runs when POSAGENT_PG_DSN names a database), the acquirer's ledger
+##        entries/s over 20,000 sales and its status and reversal µs (BenchmarkStore_Ledger, both stores), the agent's scanner-to-approved
 ##        time on the display and in the event stream (online/offline, p50/p99, minus the acquirer's own time), its memory at
 ##        rest and after 10,000 sales, and start-up time to ready (device Benchmark*), wire bytes and print time of a receipt
 ##        (drivers/escpos), unplug-to-reconnect time (drivers/serial, internal/possim)

@@ -158,6 +158,16 @@ func (d dialect) jsonField(col, field string) string {
 	return "json_extract(" + col + ", '$." + field + "')"
 }
 
+// plain is col as a comparison operand that leaves the other side as it is: SQLite would
+// otherwise give a JSON expression compared with a TEXT column that column's affinity, and
+// then not use the index on the expression (results_record); "+col" has no affinity.
+func (d dialect) plain(col string) string {
+	if d.pg {
+		return col
+	}
+	return "+" + col
+}
+
 // execer is what *sql.Tx offers for the shared logic.
 type execer interface {
 	querier
@@ -413,7 +423,7 @@ func ledgerQuery(d dialect) string {
 	UNION ALL
 	SELECT 'r', r.terminal, r.sequence, r.id, r.idempotency_key, 0, '', '', r.body, COALESCE(res.body, ''), COALESCE(o.body, '')
 	FROM records r
-	LEFT JOIN results res ON res.terminal = r.terminal AND ` + d.jsonField("res.body", "id") + ` = r.id
+	LEFT JOIN results res ON res.terminal = r.terminal AND ` + d.jsonField("res.body", "id") + ` = ` + d.plain("r.id") + `
 	LEFT JOIN orders o ON o.reference = ` + d.jsonField("r.body", "reference") + ` AND o.terminal = r.terminal
 	WHERE (? = '' OR r.terminal = ?)
 		AND NOT EXISTS (SELECT 1 FROM authorizations a WHERE a.terminal = r.terminal AND a.idempotency_key = r.idempotency_key)
