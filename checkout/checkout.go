@@ -86,6 +86,9 @@ const (
 	CodeDeclined    = "declined"
 	CodeReversed    = "reversed"
 	CodeExpired     = "expired"
+	// CodeOfflineMethod: the code cannot be taken offline (the offline policy's code for
+	// a method it does not allow, offline.RefuseMethod).
+	CodeOfflineMethod = "offline_method"
 )
 
 // Rules are the timings of the checkout.
@@ -147,6 +150,7 @@ type Event interface{ isEvent() }
 type Scanned struct {
 	Usable     bool   // a customer payment code (wallet code or EMV CPM)
 	Reason     string // why not, when not usable
+	Name       string // the wallet's or scheme's name, for messages
 	OnlineOnly bool
 	// AcquirerOnline: the last ping succeeded (the offline path is taken at once when not).
 	AcquirerOnline bool
@@ -337,7 +341,7 @@ func stepWaiting(p Payment, ev Event, now time.Time) (Payment, []Effect) {
 		}
 		p.OnlineOnly = ev.OnlineOnly
 		if !ev.AcquirerOnline && ev.OnlineOnly {
-			return finish(p, Failed, &Error{CodeUnreachable, "these codes need the acquirer, which is unreachable: ask for another way to pay"}, Commit{})
+			return finish(p, Failed, &Error{CodeOfflineMethod, ev.Name + " codes need the acquirer, which is unreachable: ask for another way to pay"}, Commit{})
 		}
 		p.Journaled = true // requested; Journaled or JournalFailed follows
 		return p, []Effect{AppendSale{Offline: !ev.AcquirerOnline}}

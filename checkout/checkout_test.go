@@ -47,7 +47,7 @@ func TestStep(t *testing.T) {
 		{"early tick waits on", waiting, Tick{}, at(time.Second), Waiting, "", []Effect{Schedule{at(time.Minute)}}},
 		{"unusable code refused, still waiting", waiting, Scanned{Reason: "a merchant's code"}, at(0), Waiting, "", []Effect{RefuseScan{"a merchant's code"}}},
 		{"wallet code online: journal first", waiting, Scanned{Usable: true, OnlineOnly: true, AcquirerOnline: true}, at(0), Waiting, "", []Effect{AppendSale{Offline: false}}},
-		{"wallet code offline: refused, nothing journaled", waiting, Scanned{Usable: true, OnlineOnly: true}, at(0), Failed, CodeUnreachable, []Effect{Commit{}, Finish{}}},
+		{"wallet code offline: refused, nothing journaled", waiting, Scanned{Usable: true, OnlineOnly: true, Name: "WeChat Pay"}, at(0), Failed, CodeOfflineMethod, []Effect{Commit{}, Finish{}}},
 		{"cpm offline: stored under the policy", waiting, Scanned{Usable: true}, at(0), Waiting, "", []Effect{AppendSale{Offline: true}}},
 		{"journaled online: authorize", with(waiting, func(p *Payment) { p.Journaled = true }), Journaled{}, at(0), Authorizing, "", []Effect{Commit{}, Show{ScreenAuthorizing}, Authorize{}}},
 		{"journaled offline: stored", with(waiting, func(p *Payment) { p.Journaled = true }), Journaled{Offline: true}, at(0), Stored, "", []Effect{Commit{}, Finish{}}},

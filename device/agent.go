@@ -2,11 +2,13 @@
 // checkout flow (an explicit state machine, see Phase), the peripherals, the uplink in the
 // background, and the local API for the POS app (see api.go and openapi.yaml).
 //
-// Money safety comes from the journal (package offline): every sale is journaled before it
-// is sent, the journal's state is the truth, and the agent's own payment store (a small
-// SQLite file next to the journal) only remembers the POS app's payments by id and
-// idempotency key, so a retried create is a look-up, and an open payment survives a
-// restart. Latency: what the customer and the cashier wait for (the display, the event
+// Money safety comes from the journal (package offline), the one ledger: every sale is
+// journaled before it is sent, and the POS app's payment lives beside its sale in the same
+// SQLite file and changes in the same transaction, so a retried create is a look-up, an
+// open payment survives a restart, and the two never disagree. The checkout's decisions
+// are package checkout's pure state machine; this package performs them (session.go). A
+// reconciler sends journaled reversals until acknowledged and resolves any sale left
+// authorizing. Latency: what the customer and the cashier wait for (the display, the event
 // stream) is done before anything that may be slow (the payment store, the receipts).
 package device
 
@@ -23,8 +25,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/posagent/posagent/internal/flock"
 	"github.com/posagent/posagent/offline"
 	"github.com/posagent/posagent/sync/uplink"
+	"github.com/posagent/posagent/sync/wire"
 )
 
 // Options are what the embedding program adds to the Config.
@@ -50,7 +54,7 @@ type Agent struct {
 	key *offline.Key
 
 	journal    *offline.Journal
-	store      *store
+	lock       *flock.Lock
 	client     *uplink.Client // sync, orders, pings
 	authClient *uplink.Client // online authorization: few retries, the customer is waiting
 	syncer     *uplink.Syncer
@@ -64,12 +68,16 @@ type Agent struct {
 	cur      *session
 	stopping bool
 
-	online   atomic.Bool
-	syncKick chan struct{}
-	syncMu   sync.Mutex
-	lastSync time.Time
-	syncErr  string
-	lastRep  uplink.Report
+	online    atomic.Bool
+	skew      atomic.Int64 // the acquirer's clock minus ours, in nanoseconds (last ping)
+	highWater atomic.Uint64
+	resolving sync.Map // sale id → struct{}: sales a session is resolving
+	recKick   chan struct{}
+	syncKick  chan struct{}
+	syncMu    sync.Mutex
+	lastSync  time.Time
+	syncErr   string
+	lastRep   uplink.Report
 
 	stopCh  chan struct{}      // closed when shutdown starts: open payments stop waiting
 	hardCtx context.Context    // canceled when the grace period is over
@@ -90,30 +98,41 @@ func New(ctx context.Context, cfg Config, opt Options) (*Agent, error) {
 		opt.ShutdownGrace = cfg.Acquirer.AuthTimeout.D() + time.Second
 	}
 	a := &Agent{cfg: cfg, opt: opt, log: opt.Log, now: opt.Now, phase: PhaseIdle, events: newHub(1024, opt.Now),
-		syncKick: make(chan struct{}, 1), stopCh: make(chan struct{}), started: opt.Now()}
+		syncKick: make(chan struct{}, 1), recKick: make(chan struct{}, 1), stopCh: make(chan struct{}), started: opt.Now()}
 	a.metrics = newMetrics(a)
 	a.hardCtx, a.hard = context.WithCancel(context.Background())
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
+	lock, err := flock.Acquire(cfg.Journal + ".lock")
+	if errors.Is(err, flock.ErrLocked) {
+		return nil, fmt.Errorf("journal %s: %w: another posagent (run or sync) is using it; stop it first", cfg.Journal, err)
+	} else if err != nil {
+		return nil, err
+	}
+	a.lock = lock
 	key, err := offline.LoadKey(cfg.KeyFile, cfg.CreateKey)
 	if err != nil {
+		lock.Release()
 		return nil, fmt.Errorf("key_file: %w", err)
 	}
 	a.key = key
-	j, err := offline.Open(cfg.Journal, offline.Options{Key: key, Terminal: cfg.Terminal, Policy: cfg.Offline, Now: opt.Now})
+	j, err := offline.Open(cfg.Journal, offline.Options{Key: key, Terminal: cfg.Terminal, Policy: cfg.Offline, Now: opt.Now, Retention: cfg.Maintenance.Retention.D()})
 	var ce *offline.CorruptError
 	if errors.As(err, &ce) {
 		a.log.Error("journal was damaged and moved aside; offline sales are held until a technician releases them", "moved_to", ce.MovedTo)
-		j, err = offline.Open(cfg.Journal, offline.Options{Key: key, Terminal: cfg.Terminal, Policy: cfg.Offline, Now: opt.Now})
+		j, err = offline.Open(cfg.Journal, offline.Options{Key: key, Terminal: cfg.Terminal, Policy: cfg.Offline, Now: opt.Now, Retention: cfg.Maintenance.Retention.D()})
 	}
 	if err != nil {
+		lock.Release()
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
 	a.journal = j
-	if a.store, err = openStore(filepath.Join(cfg.StateDir, "payments.db")); err != nil {
-		j.Close()
+	if n, err := migratePaymentStore(ctx, j, filepath.Join(cfg.StateDir, "payments.db")); err != nil {
+		a.closeStores()
 		return nil, err
+	} else if n > 0 {
+		a.log.Info("payments moved from payments.db into the journal", "payments", n)
 	}
 	for _, c := range []**uplink.Client{&a.client, &a.authClient} {
 		cl, err := uplink.New(cfg.Acquirer.URL, cfg.Terminal, key)
@@ -122,6 +141,7 @@ func New(ctx context.Context, cfg Config, opt Options) (*Agent, error) {
 			return nil, fmt.Errorf("acquirer.url: %w", err)
 		}
 		cl.HTTP.Timeout = cfg.Acquirer.RequestTimeout.D()
+		cl.Now = a.signingNow
 		*c = cl
 	}
 	// The customer is waiting: two attempts within the auth timeout, then the offline path.
@@ -138,8 +158,10 @@ func New(ctx context.Context, cfg Config, opt Options) (*Agent, error) {
 }
 
 func (a *Agent) closeStores() {
-	a.store.Close()
-	a.journal.Close()
+	if err := a.journal.Close(); err != nil {
+		a.log.Error("close journal", "err", err)
+	}
+	a.lock.Release()
 }
 
 // Run serves the local API, reads the scanner, pings and syncs until ctx ends, then shuts
@@ -150,7 +172,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.closeStores()
 	// Is the acquirer there? One quick ping before taking sales decides the first path.
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	_, err := a.client.Ping(pctx)
+	err := a.ping(pctx)
 	cancel()
 	a.setOnline(err == nil, err)
 	if err := a.resume(ctx); err != nil {
@@ -171,7 +193,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 	bg, stopBG := context.WithCancel(context.Background())
 	var bgwg sync.WaitGroup
-	for _, f := range []func(context.Context){a.pingLoop, a.syncLoop, a.scanLoop} {
+	for _, f := range []func(context.Context){a.pingLoop, a.syncLoop, a.scanLoop, a.reconcileLoop, a.maintainLoop} {
 		bgwg.Add(1)
 		go func() { defer bgwg.Done(); f(bg) }()
 	}
@@ -245,9 +267,7 @@ func (a *Agent) pingLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		pctx, cancel := context.WithTimeout(ctx, a.cfg.Acquirer.RequestTimeout.D())
-		_, err := a.client.Ping(pctx)
-		cancel()
+		err := a.ping(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -304,17 +324,18 @@ func (a *Agent) syncLoop(ctx context.Context) {
 // and a decline (money the merchant will not get) is an event and a printed notice.
 func (a *Agent) onOutcome(o uplink.Outcome) {
 	ctx := context.Background()
-	p, err := a.store.bySale(ctx, o.Record.ID)
-	if err != nil {
-		p = nil
-	} else {
-		p.State = paymentState(o.Record.State)
-		p.UpdatedAt = a.now().UTC()
-		if o.Decision == "declined" {
-			p.Error = &ErrorInfo{"declined_after_upload", o.Reason}
+	// The journal moved the payment with its record (same transaction); announce it.
+	var p *Payment
+	if row, err := a.journal.PaymentBySale(ctx, o.Record.ID); err == nil {
+		if p, _, err = decodePayment(row); err == nil {
+			p.UpdatedAt = a.now().UTC()
+			if o.Decision == wire.Declined {
+				p.Error = &ErrorInfo{Code: "declined_after_upload", Message: o.Reason}
+			}
+			a.publishPayment(p)
+		} else {
+			p = nil
 		}
-		a.store.save(ctx, p)
-		a.publishPayment(p)
 	}
 	if o.Decision != "declined" {
 		return

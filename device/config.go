@@ -46,7 +46,17 @@ type Config struct {
 	Merchant MerchantConfig `yaml:"merchant"`
 	// Offline is the offline risk policy (offline.Policy's YAML shape).
 	Offline offline.Policy `yaml:"offline"`
-	Log     LogConfig      `yaml:"log"`
+	// Maintenance keeps the journal bounded on the terminal's flash.
+	Maintenance MaintenanceConfig `yaml:"maintenance"`
+	Log         LogConfig         `yaml:"log"`
+}
+
+// MaintenanceConfig is the journal's upkeep: records the acquirer holds, in a final state,
+// older than Retention are purged (the chain keeps an anchor), and the WAL is checkpointed,
+// every Interval.
+type MaintenanceConfig struct {
+	Retention Duration `yaml:"retention"` // default 30 days
+	Interval  Duration `yaml:"interval"`  // default 1 hour
 }
 
 // APIConfig is the local API for the POS app.
@@ -113,6 +123,11 @@ type CheckoutConfig struct {
 	QRTimeout Duration `yaml:"qr_timeout"`
 	// OrderPoll is how often the order's status is asked while the customer pays.
 	OrderPoll Duration `yaml:"order_poll"`
+	// CheckWindow is how long an authorization whose answer was lost or late is queried
+	// at the acquirer before the agent reverses it (the payment then fails: no money
+	// taken). PendingWindow is how long a customer confirming in the wallet is waited for.
+	CheckWindow   Duration `yaml:"check_window"`
+	PendingWindow Duration `yaml:"pending_window"`
 	// QRSlip prints the merchant-presented code on a slip (the display has no pixels).
 	QRSlip bool `yaml:"qr_slip"`
 	// Receipts printed on approval.
@@ -184,9 +199,11 @@ func DefaultConfig() Config {
 		Checkout: CheckoutConfig{
 			Currency: "CNY", ScanTimeout: Dur(60 * time.Second), QRTimeout: Dur(120 * time.Second),
 			OrderPoll: Dur(time.Second), QRSlip: true, CustomerCopy: true,
+			CheckWindow: Dur(30 * time.Second), PendingWindow: Dur(60 * time.Second),
 		},
-		Offline: offline.DefaultPolicy(),
-		Log:     LogConfig{Format: "auto", Level: "info"},
+		Offline:     offline.DefaultPolicy(),
+		Maintenance: MaintenanceConfig{Retention: Dur(offline.DefaultRetention), Interval: Dur(time.Hour)},
+		Log:         LogConfig{Format: "auto", Level: "info"},
 	}
 }
 
@@ -285,7 +302,9 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return bad("api.listen", c.API.Listen, "is not host:port")
 	}
-	_ = host
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) && c.API.TLSCert == "" {
+		return bad("api.listen", c.API.Listen, "is not a loopback address: the API moves money, so listening beyond this machine needs api.tls_cert and api.tls_key")
+	}
 	if len(c.API.Token) < 16 {
 		return bad("api.token", "", "must be at least 16 characters (set it in POSAGENT_API_TOKEN)")
 	}
@@ -313,6 +332,8 @@ func (c *Config) Validate() error {
 		{"acquirer.sync_interval", c.Acquirer.SyncInterval, 100 * time.Millisecond}, {"acquirer.request_timeout", c.Acquirer.RequestTimeout, 100 * time.Millisecond},
 		{"checkout.scan_timeout", c.Checkout.ScanTimeout, time.Second}, {"checkout.qr_timeout", c.Checkout.QRTimeout, time.Second},
 		{"checkout.order_poll", c.Checkout.OrderPoll, 50 * time.Millisecond},
+		{"checkout.check_window", c.Checkout.CheckWindow, 500 * time.Millisecond}, {"checkout.pending_window", c.Checkout.PendingWindow, 500 * time.Millisecond},
+		{"maintenance.retention", c.Maintenance.Retention, time.Minute}, {"maintenance.interval", c.Maintenance.Interval, time.Second},
 	} {
 		if d.v.bad != "" {
 			return bad(d.name, d.v.bad, "is not a duration like 5s or 2m")

@@ -250,7 +250,7 @@ func (a *Agent) printReceipts(p *Payment) {
 	a.mu.Lock()
 	p.Receipt = info
 	a.mu.Unlock()
-	a.store.save(context.Background(), a.snapshot(p))
+	a.savePayment(p)
 	a.metrics.receipt(info.Error == "")
 	ev := map[string]any{"payment_id": p.ID, "printed": info.Printed, "copies": len(copies)}
 	if info.Error != "" {

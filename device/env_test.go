@@ -42,7 +42,8 @@ type env struct {
 	dir    string
 	sim    *possim.Sim
 	acq    *httptest.Server
-	down   atomic.Bool // the acquirer drops every connection
+	store  acquirer.Store // the acquirer's database
+	down   atomic.Bool    // the acquirer drops every connection
 	hold   chan struct{}
 	holdOn atomic.Bool // authorizations wait for hold to close
 	// authTime is the time the acquirer's handler spent on /v1/authorizations, in
@@ -94,10 +95,11 @@ func newEnvStopped(t testing.TB, edit func(*Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	e.store = st
 	if err := st.AddTerminal(context.Background(), "T1", secret, wire.Policy{}); err != nil {
 		t.Fatal(err)
 	}
-	h := acquirer.New(st, acquirer.Options{VerifyChain: acquirer.VerifyJournalRecord, SimTimeout: 3 * time.Second,
+	h := acquirer.New(st, acquirer.Options{VerifyChain: acquirer.VerifyJournalRecord, SimTimeout: 3 * time.Second, SimDelay: 2500 * time.Millisecond, SimPending: time.Second,
 		Log: slog.New(slog.DiscardHandler)})
 	e.acq = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if e.down.Load() {
@@ -283,7 +285,7 @@ func (e *env) logs() string {
 	return s
 }
 
-func done(p *Payment) bool { return p.State.Done() }
+func done(p *Payment) bool { return !p.State.Open() }
 
 // waitPhase waits until the checkout is in phase ph.
 func (e *env) waitPhase(ph Phase) {
@@ -400,4 +402,52 @@ func (e *env) journalState(key string) (posagent.State, error) {
 	defer j.Close()
 	r, err := j.ByIdempotencyKey(context.Background(), key)
 	return r.State, err
+}
+
+// ledger returns the acquirer's ledger entry of the sale with the idempotency key.
+func (e *env) ledger(key string) (wire.LedgerEntry, bool) {
+	e.t.Helper()
+	var got wire.LedgerEntry
+	found := false
+	err := e.store.Ledger(context.Background(), "T1", func(l wire.LedgerEntry) error {
+		if l.IdempotencyKey == key {
+			got, found = l, true
+		}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatalf("ledger: %v", err)
+	}
+	return got, found
+}
+
+// agree checks that the counter and the acquirer agree on a finished payment: approved
+// at the counter ⇔ captured at the acquirer; anything else ⇒ nothing captured.
+func (e *env) agree(p *Payment) {
+	e.t.Helper()
+	l, _ := e.ledger(p.IdempotencyKey)
+	switch {
+	case p.State == PaymentApproved && l.Captured != p.Amount:
+		e.t.Errorf("%s approved at the counter, the acquirer captured %d (%s)", p.IdempotencyKey, l.Captured, l.State)
+	case p.State != PaymentApproved && !p.State.Accepted() && l.Captured != 0:
+		e.t.Errorf("%s %s at the counter, the acquirer captured %d (%s)", p.IdempotencyKey, p.State, l.Captured, l.State)
+	}
+}
+
+// waitReversals waits until the agent's journal has no reversal left to send: the
+// acquirer acknowledged every one.
+func (e *env) waitReversals() {
+	e.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		revs, err := e.agent.journal.PendingReversals(context.Background())
+		if err == nil && len(revs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("reversals still pending: %+v %v", revs, err)
+		}
+		e.agent.kickReconcile()
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -19,6 +19,7 @@ type metrics struct {
 	receipts *prometheus.CounterVec // result
 	scans    prometheus.Counter
 	auth     prometheus.Summary
+	journal  prometheus.Counter
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -31,10 +32,12 @@ func newMetrics(a *Agent) *metrics {
 		scans: prometheus.NewCounter(prometheus.CounterOpts{Name: "posagent_scans_total", Help: "Codes read by the scanner."}),
 		auth: prometheus.NewSummary(prometheus.SummaryOpts{Name: "posagent_acquirer_authorization_seconds",
 			Help: "Online authorization round trips."}),
+		journal: prometheus.NewCounter(prometheus.CounterOpts{Name: "posagent_journal_errors_total",
+			Help: "Journal writes that failed (the reconciler resolves the sale at the next start)."}),
 	}
 	m.receipts.WithLabelValues("printed")
 	m.receipts.WithLabelValues("failed")
-	m.registry.MustRegister(m.sales, m.receipts, m.scans, m.auth, &scrapeCollector{a: a})
+	m.registry.MustRegister(m.sales, m.receipts, m.scans, m.auth, m.journal, &scrapeCollector{a: a})
 	return m
 }
 
@@ -58,6 +61,8 @@ func (m *metrics) observeAcquirer(d time.Duration) { m.auth.Observe(d.Seconds())
 
 func (m *metrics) scanned() { m.scans.Inc() }
 
+func (m *metrics) journalError() { m.journal.Inc() }
+
 // handler serves the registry in the Prometheus text format; the API's auth is in front.
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
@@ -74,6 +79,10 @@ var (
 		"Age of the oldest outstanding offline sale.", nil, nil)
 	descSyncLag = prometheus.NewDesc("posagent_sync_lag_seconds",
 		"Time since the last sync round that reached the acquirer (-1: none yet).", nil, nil)
+	descSkew = prometheus.NewDesc("posagent_clock_skew_seconds",
+		"The acquirer's clock minus the terminal's, from the last ping (requests are signed with the corrected time).", nil, nil)
+	descReversals = prometheus.NewDesc("posagent_reversals_pending",
+		"Reversals journaled and not yet acknowledged by the acquirer.", nil, nil)
 	descDeviceUp = prometheus.NewDesc("posagent_device_up",
 		"1 when the peripheral is connected (configured ones only).", []string{"device"}, nil)
 )
@@ -84,7 +93,7 @@ var (
 type scrapeCollector struct{ a *Agent }
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descOnline, descQueueDepth, descOutstanding, descOldest, descSyncLag, descDeviceUp} {
+	for _, d := range []*prometheus.Desc{descOnline, descQueueDepth, descOutstanding, descOldest, descSyncLag, descDeviceUp, descSkew, descReversals} {
 		ch <- d
 	}
 }
@@ -95,7 +104,11 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(descOnline, b2f(a.online.Load()))
+	gauge(descSkew, a.Skew().Seconds())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if revs, err := a.journal.PendingReversals(ctx); err == nil {
+		gauge(descReversals, float64(len(revs)))
+	}
 	st, err := a.journal.Stats(ctx)
 	cancel()
 	if err == nil {

@@ -178,6 +178,10 @@ func open(path string, opts Options) (j *Journal, corrupt string, err error) {
 	mode := "rwc"
 	if opts.ReadOnly {
 		mode = "ro"
+	} else if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+		// Created by us, 0600 (sales and encrypted credentials: the agent's alone); SQLite
+		// gives the -wal and -shm files the main file's permissions.
+		f.Close()
 	}
 	dsn := base + mode
 	j.w = sql.OpenDB(&connector{dsn: dsn + "&_txlock=immediate", hook: j.writerHook})

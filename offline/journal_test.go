@@ -521,3 +521,20 @@ func TestJournal_IntegrityCheck(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestOpen_FileModes(t *testing.T) {
+	dir := t.TempDir()
+	j := openTest(t, filepath.Join(dir, "journal.db"), Options{})
+	if _, _, err := j.Append(context.Background(), sale("k-mode", 100, false)); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"journal.db", "journal.db-wal", "journal.db-shm"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != 0o600 {
+			t.Errorf("%s: mode %o, want 600", name, got)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/posagent/posagent/internal/flock"
 	"github.com/posagent/posagent/offline"
 	"github.com/posagent/posagent/sync/uplink"
 )
@@ -68,6 +69,13 @@ Exit status: 0 everything was sent and acknowledged, 1 something failed or was r
 			if _, err := os.Stat(journal); err != nil {
 				return withHint(fmt.Errorf("open journal: %w", err), "give the journal's path with --journal or POSAGENT_JOURNAL")
 			}
+			lock, err := flock.Acquire(journal + ".lock")
+			if errors.Is(err, flock.ErrLocked) {
+				return withHint(fmt.Errorf("journal %s: %w", journal, err), "a running agent holds the journal and syncs it itself: stop it first, or look at its status page")
+			} else if err != nil {
+				return err
+			}
+			defer lock.Release()
 			j, err := offline.Open(journal, offline.Options{Key: key, Terminal: terminal})
 			if err != nil {
 				return err
