@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,6 +176,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	err := a.ping(pctx)
 	cancel()
 	a.setOnline(err == nil, err)
+	if hw, err := a.journal.SyncState(ctx, "high_water"); err == nil && hw != "" {
+		if n, err := strconv.ParseUint(hw, 10, 64); err == nil {
+			a.highWater.Store(n)
+		}
+	}
 	if err := a.resume(ctx); err != nil {
 		return err
 	}
@@ -296,6 +302,13 @@ func (a *Agent) syncLoop(ctx context.Context) {
 		rep, err := a.syncer.Once(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if rep.Batches > 0 && rep.HighWater > a.highWater.Load() {
+			// The acquirer's own mark, from its last answer; kept across restarts.
+			a.highWater.Store(rep.HighWater)
+			if err := a.journal.SetSyncState(ctx, "high_water", strconv.FormatUint(rep.HighWater, 10)); err != nil {
+				a.log.Warn("journal: high-water mark not kept", "err", err)
+			}
 		}
 		a.syncMu.Lock()
 		a.lastRep = rep

@@ -313,16 +313,21 @@ func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Unlock()
 	st := Status{Version: a.opt.Version, Terminal: a.cfg.Terminal, Uptime: time.Since(a.started).Seconds(), Checkout: co,
-		Acquirer: map[string]any{"url": a.cfg.Acquirer.URL, "online": a.online.Load()},
+		Acquirer: map[string]any{"url": a.cfg.Acquirer.URL, "online": a.online.Load(), "clock_skew_seconds": a.Skew().Seconds()},
 		Devices:  a.dev.states(r.Context(), a.cfg.Devices)}
 	if js, err := a.journal.Stats(r.Context()); err == nil {
 		st.Journal = map[string]any{"path": a.journal.Path(), "records": js.Records, "last_sequence": js.LastSeq, "unacked": js.Unacked,
 			"outstanding": js.Outstanding.Count, "outstanding_amounts": js.Outstanding.Amounts, "overdue": js.Overdue, "hold": js.Hold, "by_state": js.ByState}
+		if revs, err := a.journal.PendingReversals(r.Context()); err == nil {
+			st.Journal.(map[string]any)["reversals_pending"] = len(revs)
+		}
 	} else {
 		st.Journal = map[string]string{"error": err.Error()}
 	}
 	a.syncMu.Lock()
-	sy := map[string]any{"high_water": a.lastRep.HighWater, "left": a.lastRep.Left}
+	// high_water is the acquirer's (every sequence up to it is stored there), from its
+	// last answer to a batch, not this round's (0 when a round sent nothing).
+	sy := map[string]any{"high_water": a.highWater.Load(), "left": a.lastRep.Left}
 	if !a.lastSync.IsZero() {
 		sy["last_ok"] = a.lastSync.UTC()
 	}

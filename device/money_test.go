@@ -1,9 +1,17 @@
 package device
 
 import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/posagent/posagent/internal/flock"
 	"github.com/posagent/posagent/sync/acquirer"
 )
 
@@ -58,5 +66,56 @@ func TestAgent_MoneyMovesExactlyOnce(t *testing.T) {
 				t.Errorf("ledger %+v (found %v), want approved", l, ok)
 			}
 		})
+	}
+}
+
+// A second agent on the same journal is refused at once (one writer), and so is a sync
+// beside a running agent (cmd/posagent tests that one).
+func TestAgent_OneWriterPerJournal(t *testing.T) {
+	e := newEnv(t, nil)
+	_, err := New(context.Background(), e.cfg, Options{})
+	if !errors.Is(err, flock.ErrLocked) {
+		t.Fatalf("second agent: got %v, want ErrLocked", err)
+	}
+	if !strings.Contains(err.Error(), "another posagent") {
+		t.Errorf("message %q does not say what holds it", err)
+	}
+}
+
+// An existing payments.db (the store of earlier versions) is moved into the journal on the
+// first start: a retry of an old payment's key is still a look-up, and the old file is
+// renamed so it is never read again.
+func TestAgent_MigratesPaymentStore(t *testing.T) {
+	e := newEnvStopped(t, nil)
+	if err := os.MkdirAll(e.cfg.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(e.cfg.StateDir, "payments.db")
+	db, err := sql.Open("sqlite3", "file:"+old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now().Add(-time.Hour).UTC()
+	data := fmt.Sprintf(`{"id":"old-1","state":"approved","amount":700,"currency":"CNY","mode":"scan","offline":false,"idempotency_key":"k-old","created_at":%q,"updated_at":%q,"expires_at":%q}`,
+		created.Format(time.RFC3339Nano), created.Format(time.RFC3339Nano), created.Format(time.RFC3339Nano))
+	for _, q := range []string{
+		`CREATE TABLE payments (id TEXT PRIMARY KEY, idempotency_key TEXT NOT NULL UNIQUE, done INTEGER NOT NULL, data TEXT NOT NULL)`,
+		`INSERT INTO payments VALUES ('old-1', 'k-old', 1, '` + data + `')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	e.start()
+	var got Payment
+	if code := e.do("POST", "/v1/payments", PaymentRequest{Amount: 700, Currency: "CNY", IdempotencyKey: "k-old", Mode: ModeScan}, &got); code/100 != 2 || got.ID != "old-1" || got.State != PaymentApproved {
+		t.Fatalf("retry of a migrated payment: %d %+v", code, got)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("payments.db still there: %v", err)
+	}
+	if _, err := os.Stat(old + ".migrated"); err != nil {
+		t.Errorf("payments.db.migrated: %v", err)
 	}
 }

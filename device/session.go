@@ -185,7 +185,8 @@ func (a *Agent) start(s *session, first checkout.Event) {
 			if s.p.Mode == ModeQR {
 				a.show(screenFor(checkout.ScreenPayQR, s.p))
 				if a.cfg.Checkout.QRSlip && a.dev.printer != nil && s.p.UpdatedAt.Equal(s.p.CreatedAt) {
-					go a.printSlip(a.snapshot(s.p))
+					a.wg.Add(1)
+					go func(p *Payment) { defer a.wg.Done(); a.printSlip(p) }(a.snapshot(s.p))
 				}
 			} else {
 				a.show(screenFor(checkout.ScreenScan, s.p))
