@@ -49,10 +49,15 @@ func TestAgent_MoneyMovesExactlyOnce(t *testing.T) {
 			key := "k-money-" + tt.name
 			p := e.create(int64(1000+100*i)+tt.sim, key, ModeScan)
 			e.scan(wechatCode)
+			var since time.Time
 			if tt.via != "" {
 				ev.next(t, "payment", func(m map[string]any) bool { return m["id"] == p.ID && m["state"] == string(tt.via) })
+				since = time.Now()
 			}
 			got := e.wait(p.ID, done)
+			if !since.IsZero() {
+				t.Logf("%s → %s %.0f ms after the payment became %s", tt.name, got.State, float64(time.Since(since).Microseconds())/1000, tt.via)
+			}
 			code := ""
 			if got.Error != nil {
 				code = got.Error.Code
