@@ -143,6 +143,7 @@ type sale struct {
 	doneAt  time.Time
 	started time.Time // the agent's last (re)start while this payment was open
 	maxOpen time.Duration
+	ledger  string // what the acquirer's ledger says, at the end
 }
 
 func (s *sale) see(state string) {
@@ -152,8 +153,8 @@ func (s *sale) see(state string) {
 }
 
 func (s *sale) String() string {
-	return fmt.Sprintf("#%d %s amount %d (%s) payment %s sale %s: plan %s, killed at %v, states %v, final %s %s",
-		s.n, s.key, s.amount, s.path.name, s.id, s.saleID, s.plan, s.kills, s.states, s.final, s.code)
+	return fmt.Sprintf("#%d %s amount %d (%s) payment %s sale %s: plan %s, killed at %v, states %v, final %s %s; ledger %s",
+		s.n, s.key, s.amount, s.path.name, s.id, s.saleID, s.plan, s.kills, s.states, s.final, s.code, s.ledger)
 }
 
 // TestMoneyMovesExactlyOnce_SIGKILL takes wallet payments through every simulated way an
@@ -280,6 +281,9 @@ func TestMoneyMovesExactlyOnce_SIGKILL(t *testing.T) {
 		}
 		if len(entries) > 0 {
 			l = entries[0]
+			s.ledger = fmt.Sprintf("%s captured %d", l.State, captured)
+		} else {
+			s.ledger = "no entry"
 		}
 		ok := true
 		switch {
@@ -400,8 +404,17 @@ func (st *stack) pay(t *testing.T, s *sale, rng *rand.Rand, kill func(*sale, str
 				}
 			case killOpen, killTwice:
 				if killAt.IsZero() && (p.State == "checking" || p.State == "pending_customer") {
-					// A random moment in the window: its end is where reversals happen.
-					killAt = now.Add(time.Duration(rng.IntN(int(checkWindow/time.Millisecond))) * time.Millisecond)
+					// A random moment: half soon (a check or the customer's answer is
+					// under way), half anywhere in the window (its end is where reversals
+					// happen).
+					window := checkWindow
+					if p.State == "pending_customer" {
+						window = pendingWindow
+					}
+					if rng.IntN(2) == 0 {
+						window = 500 * time.Millisecond
+					}
+					killAt = now.Add(time.Duration(rng.Int64N(int64(window))))
 				}
 			}
 			if !killAt.IsZero() && !now.Before(killAt) {
@@ -475,8 +488,20 @@ func report(t *testing.T, sales []*sale, restarts []time.Duration, disagree int,
 	type key struct{ path, outcome string }
 	outcomes := map[key][2]int{} // [not killed, killed]
 	var byOpen = map[string][2][]time.Duration{}
+	killStates := map[string]int{}
+	plans := map[string]string{}
+	planned := map[string][2]int{}
 	for _, s := range sales {
 		kills += len(s.kills)
+		for _, k := range s.kills {
+			killStates[k]++
+		}
+		pc := planned[s.plan]
+		pc[0]++
+		if len(s.kills) > 0 {
+			pc[1]++
+		}
+		planned[s.plan] = pc
 		k := key{fmt.Sprintf("%02d %s", s.path.suffix, s.path.name), strings.TrimSpace(s.final + " " + s.code)}
 		c := outcomes[k]
 		killed := 0
@@ -494,6 +519,9 @@ func report(t *testing.T, sales []*sale, restarts []time.Duration, disagree int,
 			t.Errorf("%v: not killed, want %s", s, s.path.want)
 		}
 	}
+	for p, c := range planned {
+		plans[p] = fmt.Sprintf("%d/%d", c[0], c[1])
+	}
 	keys := make([]key, 0, len(outcomes))
 	for k := range outcomes {
 		keys = append(keys, k)
@@ -505,6 +533,7 @@ func report(t *testing.T, sales []*sale, restarts []time.Duration, disagree int,
 		return keys[i].outcome < keys[j].outcome
 	})
 	t.Logf("%d payments, %d SIGKILLs, %d disagreements with the ledger, %s in all", len(sales), kills, disagree, took.Round(100*time.Millisecond))
+	t.Logf("  kills by the state the API last showed: %v; by plan (planned/killed): %v", killStates, plans)
 	for _, k := range keys {
 		c := outcomes[k]
 		t.Logf("  %-42s → %-18s %2d not killed, %2d killed", k.path, k.outcome, c[0], c[1])

@@ -174,6 +174,13 @@ type acqOptions struct {
 func newStack(t *testing.T, bin string, acq acqOptions) *stack {
 	t.Helper()
 	s := &stack{t: t, bin: bin, dir: t.TempDir(), client: &http.Client{Timeout: 10 * time.Second}}
+	if keep := os.Getenv("POSAGENT_E2E_DIR"); keep != "" {
+		// Kept for a look afterwards (the logs, the databases).
+		s.dir = filepath.Join(keep, fmt.Sprintf("run-%d", time.Now().UnixNano()))
+		if err := os.MkdirAll(s.dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s.acqDB = "sqlite:" + filepath.Join(s.dir, "acquirer.db")
 
 	// Provision the terminal as `make demo` does: its secret goes to the key file.
