@@ -74,6 +74,7 @@ type Agent struct {
 	highWater atomic.Uint64
 	resolving sync.Map // sale id → struct{}: sales a session is resolving
 	recKick   chan struct{}
+	rebaseMu  sync.Mutex
 	syncKick  chan struct{}
 	syncMu    sync.Mutex
 	lastSync  time.Time
@@ -179,6 +180,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if hw, err := a.journal.SyncState(ctx, "high_water"); err == nil && hw != "" {
 		if n, err := strconv.ParseUint(hw, 10, 64); err == nil {
 			a.highWater.Store(n)
+		}
+	}
+	if a.journal.NeedsRebase() != "" {
+		if err := a.rebase(ctx); err != nil {
+			a.log.Warn("journal: cannot continue the acquirer's chain yet; no sale until it can", "err", err)
 		}
 	}
 	if err := a.resume(ctx); err != nil {

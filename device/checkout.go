@@ -165,6 +165,8 @@ func journalError(err error) *ErrorInfo {
 		return &ErrorInfo{Code: "journal_full", Message: "the terminal's storage is full: no sale can be recorded; call support"}
 	case errors.Is(err, offline.ErrHeld):
 		return &ErrorInfo{Code: "journal_held", Message: "offline sales are suspended until a technician checks the journal"}
+	case errors.Is(err, offline.ErrRebase):
+		return &ErrorInfo{Code: "journal_rebase", Message: "the journal was replaced after damage and must first learn the acquirer's last sale, and the acquirer does not answer: wait for it to come back, or call support"}
 	case errors.Is(err, offline.ErrConflict):
 		return &ErrorInfo{Code: "idempotency_conflict", Message: "the idempotency key was used for another sale"}
 	}

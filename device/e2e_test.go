@@ -165,7 +165,11 @@ func TestAgent_MerchantPresented(t *testing.T) {
 }
 
 func TestAgent_FailuresHaveOutcomes(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Checkout.ScanTimeout = Dur(time.Second) })
+	e := newEnv(t, func(c *Config) {
+		c.Checkout.ScanTimeout = Dur(time.Second)
+		// An authorization held on purpose must not time out into checking on a slow machine.
+		c.Acquirer.AuthTimeout, c.Acquirer.RequestTimeout = Dur(20*time.Second), Dur(20*time.Second)
+	})
 	ev := e.subscribe("")
 
 	t.Run("scan with no sale open", func(t *testing.T) {

@@ -45,7 +45,8 @@ type env struct {
 	store  acquirer.Store // the acquirer's database
 	down   atomic.Bool    // the acquirer drops every connection
 	hold   chan struct{}
-	holdOn atomic.Bool // authorizations wait for hold to close
+	unhold chan struct{} // closed at cleanup: held authorizations give up
+	holdOn atomic.Bool   // authorizations wait for hold to close
 	// authTime is the time the acquirer's handler spent on /v1/authorizations, in
 	// nanoseconds, summed (benchmarks subtract it from what the agent took).
 	authTime atomic.Int64
@@ -73,7 +74,7 @@ func newEnv(t testing.TB, edit func(*Config)) *env {
 func newEnvStopped(t testing.TB, edit func(*Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{t: t, dir: dir, hold: make(chan struct{}), log: new(bytes.Buffer)}
+	e := &env{t: t, dir: dir, hold: make(chan struct{}), unhold: make(chan struct{}), log: new(bytes.Buffer)}
 	ctx, cancel := context.WithCancel(context.Background())
 	sim, err := possim.New(filepath.Join(dir, "sim"))
 	if err != nil {
@@ -112,6 +113,8 @@ func newEnvStopped(t testing.TB, edit func(*Config)) *env {
 		if e.holdOn.Load() && r.URL.Path == "/v1/authorizations" {
 			select {
 			case <-e.hold:
+			case <-e.unhold:
+				return
 			case <-r.Context().Done():
 				return
 			}
@@ -125,6 +128,8 @@ func newEnvStopped(t testing.TB, edit func(*Config)) *env {
 		h.ServeHTTP(w, r)
 	}))
 	t.Cleanup(e.acq.Close)
+	// A test that failed while an authorization was held must not hang the server's Close.
+	t.Cleanup(func() { close(e.unhold) })
 
 	cfg := DefaultConfig()
 	cfg.Terminal = "T1"

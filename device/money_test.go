@@ -1,6 +1,7 @@
 package device
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -122,5 +123,73 @@ func TestAgent_MigratesPaymentStore(t *testing.T) {
 	}
 	if _, err := os.Stat(old + ".migrated"); err != nil {
 		t.Errorf("payments.db.migrated: %v", err)
+	}
+}
+
+// A journal found damaged at start is set aside, and the fresh one continues the chain the
+// acquirer holds: the next sale takes the sequence after the acquirer's highest and chains
+// onto its hash, so it is accepted, not refused as a fork, and nothing collides.
+func TestAgent_DamagedJournalContinuesTheChain(t *testing.T) {
+	e := newEnv(t, nil)
+	var last *Payment
+	for i := range 3 {
+		p := e.create(int64(300+i), fmt.Sprintf("k-before-%d", i), ModeScan)
+		e.scan(wechatCode)
+		last = e.wait(p.ID, done)
+		if last.State != PaymentApproved {
+			t.Fatalf("sale %d: %+v", i, last)
+		}
+	}
+	waitHighWater(t, e, last.Sequence)
+	e.shutdown()
+
+	// Damage the journal where SQLite's quick_check sees it: the pages after the first.
+	f, err := os.OpenFile(e.cfg.Journal, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := f.Stat()
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, int(fi.Size())-4096), 4096); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	os.Remove(e.cfg.Journal + "-wal")
+	os.Remove(e.cfg.Journal + "-shm")
+
+	e.start()
+	p := e.create(777, "k-after", ModeScan)
+	e.scan(wechatCode)
+	got := e.wait(p.ID, done)
+	if got.State != PaymentApproved {
+		t.Fatalf("after the damage: %+v %+v", got, got.Error)
+	}
+	if got.Sequence != last.Sequence+1 {
+		t.Errorf("first sequence of the fresh journal: got %d, want %d (after the acquirer's %d)", got.Sequence, last.Sequence+1, last.Sequence)
+	}
+	waitHighWater(t, e, got.Sequence)
+	e.agree(got)
+}
+
+// waitHighWater waits until the acquirer holds every record up to seq.
+func waitHighWater(t *testing.T, e *env, seq uint64) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		h, err := e.store.ChainHead(context.Background(), "T1")
+		if err == nil && h.Sequence >= seq {
+			var st struct {
+				Sync struct {
+					HighWater uint64 `json:"high_water"`
+				}
+			}
+			if e.do("GET", "/v1/status", nil, &st) == 200 && st.Sync.HighWater >= seq {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the acquirer does not hold sequence %d: head %+v %v", seq, h, err)
+		}
+		e.agent.kickSync()
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -2,6 +2,8 @@ package device
 
 import (
 	"context"
+	"encoding/hex"
+	"fmt"
 	"time"
 
 	"github.com/posagent/posagent"
@@ -39,6 +41,11 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 // Reconcile runs one round of the reconciler: what it does in the background, for tests
 // and the CLI.
 func (a *Agent) reconcile(ctx context.Context) {
+	if a.journal.NeedsRebase() != "" {
+		if err := a.rebase(ctx); err != nil {
+			a.log.Warn("journal: cannot continue the acquirer's chain yet", "err", err)
+		}
+	}
 	revs, err := a.journal.PendingReversals(ctx)
 	if err != nil {
 		a.log.Error("reconcile: read reversals", "err", err)
@@ -203,4 +210,31 @@ func (a *Agent) maintainLoop(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// rebase makes a journal that replaced a damaged one continue the chain the acquirer
+// holds (its highest sequence and that record's hash), so new records neither collide with
+// the damaged journal's nor fork the chain. Until it succeeds, no sale can be journaled.
+func (a *Agent) rebase(ctx context.Context) error {
+	a.rebaseMu.Lock()
+	defer a.rebaseMu.Unlock()
+	if a.journal.NeedsRebase() == "" {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, a.cfg.Acquirer.RequestTimeout.D())
+	head, err := a.client.ChainHead(rctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("ask the acquirer where the chain ends: %w", err)
+	}
+	hash, err := hex.DecodeString(head.Hash)
+	if err != nil {
+		return fmt.Errorf("the acquirer's chain head hash %q: %w", head.Hash, err)
+	}
+	if err := a.journal.Rebase(ctx, head.Sequence, hash); err != nil {
+		return err
+	}
+	a.log.Warn("journal replaced after damage continues the acquirer's chain", "after_sequence", head.Sequence)
+	a.events.publish("journal", map[string]any{"event": "rebased", "after_sequence": head.Sequence})
+	return nil
 }

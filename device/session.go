@@ -125,6 +125,9 @@ func (a *Agent) CreatePayment(ctx context.Context, req PaymentRequest) (*Payment
 		m.ExpiresAt, m.Journaled, m.OnlineOnly = p.ExpiresAt, true, true
 		m.NextPoll = now.Add(a.cfg.Checkout.OrderPoll.D())
 		// A merchant-presented sale is journaled now, with its payment: the code is the sale.
+		if a.journal.NeedsRebase() != "" {
+			a.rebase(ctx)
+		}
 		rec, _, err := a.journal.AppendWith(ctx, offline.NewSale{
 			IdempotencyKey: p.IdempotencyKey, Reference: p.OrderReference, Amount: p.amount(), Method: posagent.MethodMerchantQR,
 		}, p.row(m))
@@ -294,6 +297,9 @@ func (a *Agent) perform(s *session, eff checkout.Effect, timer *time.Timer) (nex
 			Scheme: posagent.Scheme(s.cls.Scheme), Credential: s.credential, Offline: eff.Offline,
 		}
 		a.update(func() { p.Offline = eff.Offline })
+		if a.journal.NeedsRebase() != "" {
+			a.rebase(ctx) // the append says why, if it still cannot be
+		}
 		rec, _, err := a.journal.AppendWith(ctx, sale, a.row(s))
 		if err != nil {
 			a.update(func() { p.Offline = false })

@@ -90,8 +90,9 @@ type Journal struct {
 	terminal string
 	now      func() time.Time
 
-	mu   sync.Mutex
-	hold string // why offline sales are suspended; "" when they are not
+	mu     sync.Mutex
+	hold   string // why offline sales are suspended; "" when they are not
+	rebase string // why the journal must learn where the acquirer's chain ends; "" when not
 }
 
 // CorruptError reports a damaged journal found at Open: where it was moved and what SQLite
@@ -156,6 +157,12 @@ func Open(path string, opts Options) (*Journal, error) {
 	}
 	reason := fmt.Sprintf("the journal was found damaged on %s (%s) and moved to %s", opts.Now().UTC().Format(time.RFC3339), detail, moved)
 	err = fresh.setHold(context.Background(), reason)
+	if err == nil {
+		// The acquirer may hold records of the damaged journal: the fresh one must start
+		// after them (Rebase) before its first record, or its sequence would collide.
+		_, err = fresh.w.ExecContext(context.Background(), `INSERT INTO meta (key, value) VALUES ('rebase', ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, reason)
+	}
 	fresh.Close()
 	if err != nil {
 		return nil, fmt.Errorf("%w (and holding offline sales failed: %v)", ce, err)
@@ -458,7 +465,7 @@ func (j *Journal) loadMeta(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	j.id, j.terminal, j.hold = meta["journal_id"], meta["terminal"], meta["hold"]
+	j.id, j.terminal, j.hold, j.rebase = meta["journal_id"], meta["terminal"], meta["hold"], meta["rebase"]
 	if j.opts.Terminal != "" && j.id != "" && j.terminal != j.opts.Terminal {
 		return fmt.Errorf("the journal belongs to terminal %q, not %q", j.terminal, j.opts.Terminal)
 	}

@@ -479,10 +479,28 @@ func TestOpen_Corrupt(t *testing.T) {
 	if j2.Hold() == "" {
 		t.Fatal("the fresh journal does not hold offline sales")
 	}
+	// It must first continue the chain the acquirer holds (here: up to the damaged
+	// journal's sequence 40): no record before that, so no sequence collides.
+	if _, _, err := j2.Append(ctx, sale("on", 100, false)); !errors.Is(err, ErrRebase) {
+		t.Fatalf("append before the rebase: %v, want ErrRebase", err)
+	}
+	head := bytes.Repeat([]byte{0xAB}, 32)
+	if err := j2.Rebase(ctx, 40, head); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := j2.Append(ctx, sale("off", 100, true)); !errors.Is(err, ErrHeld) {
 		t.Errorf("offline sale on a held journal: %v", err)
 	}
-	mustAppend(t, j2, sale("on", 100, false)) // online sales go on
+	on := mustAppend(t, j2, sale("on", 100, false)) // online sales go on
+	if got, want := on.Sequence, uint64(41); got != want || !bytes.Equal(on.PrevHash, head) {
+		t.Errorf("first record after the rebase: sequence %d (want %d), prev_hash %x", got, want, on.PrevHash)
+	}
+	if rep, err := j2.Verify(ctx); err != nil || rep.Broken != nil || rep.Records != 1 {
+		t.Errorf("verify after the rebase: %+v %v", rep, err)
+	}
+	if err := j2.Rebase(ctx, 50, head); err == nil {
+		t.Error("a second rebase of a journal with records was accepted")
+	}
 	if err := j2.Release(ctx, "checked by technician 42"); err != nil {
 		t.Fatal(err)
 	}

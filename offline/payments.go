@@ -271,3 +271,61 @@ func (j *Journal) NoteReversalError(ctx context.Context, saleID, msg string) err
 	_, err := j.w.ExecContext(ctx, `UPDATE reversals SET attempts = attempts + 1, last_error = ? WHERE sale_id = ?`, msg, saleID)
 	return classify("note reversal error", err)
 }
+
+// ErrRebase: the journal was made fresh after its predecessor was found damaged, and must
+// continue the chain the acquirer holds (Rebase) before it takes its first record.
+var ErrRebase = errors.New("the journal must continue the acquirer's chain first")
+
+// NeedsRebase reports why the journal must be rebased before its first record ("" when
+// it need not be): it replaced a damaged journal whose records the acquirer may hold.
+func (j *Journal) NeedsRebase() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.rebase
+}
+
+// Rebase makes an empty journal continue the chain the acquirer holds: its next record
+// gets sequence seq+1 and chains onto hash (the acquirer's highest record; seq 0 and no
+// hash when it holds none). It is recorded as the chain's anchor, so Verify starts there.
+// A journal that already has records refuses (its sequence is taken).
+func (j *Journal) Rebase(ctx context.Context, seq uint64, hash []byte) error {
+	if seq > 0 && len(hash) != 32 {
+		return fmt.Errorf("rebase journal: the acquirer's head hash must be 32 bytes, got %d", len(hash))
+	}
+	tx, err := j.w.BeginTx(ctx, nil)
+	if err != nil {
+		return classify("rebase journal", err)
+	}
+	defer tx.Rollback()
+	var last uint64
+	if err := tx.QueryRowContext(ctx, `SELECT value FROM counter WHERE name = 'sequence'`).Scan(&last); err != nil {
+		return classify("rebase journal", err)
+	}
+	if last != 0 {
+		return fmt.Errorf("rebase journal: it already holds records up to sequence %d", last)
+	}
+	if seq > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE counter SET value = ? WHERE name = 'sequence'`, seq); err != nil {
+			return classify("rebase journal", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO anchor (id, seq, hash, purged_at) VALUES (1, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, purged_at = excluded.purged_at`,
+			seq, hash, j.now().UTC().UnixMilli()); err != nil {
+			return classify("rebase journal", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM meta WHERE key = 'rebase'`); err != nil {
+		return classify("rebase journal", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('rebased', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+		fmt.Sprintf("%s: continues the acquirer's chain after sequence %d", j.now().UTC().Format(time.RFC3339), seq)); err != nil {
+		return classify("rebase journal", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return classify("rebase journal", err)
+	}
+	j.mu.Lock()
+	j.rebase = ""
+	j.mu.Unlock()
+	return nil
+}

@@ -145,6 +145,9 @@ func (j *Journal) AppendWith(ctx context.Context, s NewSale, pay *PaymentRow) (R
 	if key == nil {
 		return Record{}, false, fmt.Errorf("append: %w: the journal was opened without the key file", ErrNoKey)
 	}
+	if why := j.NeedsRebase(); why != "" {
+		return Record{}, false, fmt.Errorf("append: %w (%s)", ErrRebase, why)
+	}
 	id, err := newID()
 	if err != nil {
 		return Record{}, false, err

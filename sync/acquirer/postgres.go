@@ -350,6 +350,11 @@ func (s *Postgres) Reverse(ctx context.Context, terminal string, req wire.Revers
 	return rev, err
 }
 
+// ChainHead implements Store.
+func (s *Postgres) ChainHead(ctx context.Context, terminal string) (wire.ChainHead, error) {
+	return chainHead(ctx, s.db, `SELECT sequence, hash FROM records WHERE terminal = $1 ORDER BY sequence DESC LIMIT 1`, terminal)
+}
+
 // Ledger implements Store: one query, whose rows the database sorts and streams.
 func (s *Postgres) Ledger(ctx context.Context, terminal string, fn func(wire.LedgerEntry) error) error {
 	return ledger(ctx, s.db, postgresSQL, s.now(), terminal, fn)

@@ -131,6 +131,7 @@ func (s *Server) routes() []route {
 		{"POST /v1/terminals/{terminal}/batches", s.batch},
 		{"GET /v1/terminals/{terminal}/results", s.results},
 		{"GET /v1/terminals/{terminal}/config", s.config},
+		{"GET /v1/terminals/{terminal}/chain", s.chain},
 		{"GET /v1/orders/{reference}", s.order},
 	}
 }
@@ -231,6 +232,14 @@ func (s *Server) storeError(w http.ResponseWriter, op string, err error) int {
 
 func (s *Server) ping(w http.ResponseWriter, r request) int {
 	return writeJSON(w, http.StatusOK, wire.Ping{Terminal: r.terminal, ServerTime: s.opts.Now().UTC()})
+}
+
+func (s *Server) chain(w http.ResponseWriter, r request) int {
+	h, err := s.store.ChainHead(r.Context(), r.terminal)
+	if err != nil {
+		return s.storeError(w, "chain", err)
+	}
+	return writeJSON(w, http.StatusOK, h)
 }
 
 func (s *Server) config(w http.ResponseWriter, r request) int {

@@ -325,6 +325,11 @@ func (s *SQLite) Ledger(ctx context.Context, terminal string, fn func(wire.Ledge
 	return ledger(ctx, s.db, sqliteSQL, s.now(), terminal, fn)
 }
 
+// ChainHead implements Store.
+func (s *SQLite) ChainHead(ctx context.Context, terminal string) (wire.ChainHead, error) {
+	return chainHead(ctx, s.db, `SELECT sequence, hash FROM records WHERE terminal = ? ORDER BY sequence DESC LIMIT 1`, terminal)
+}
+
 // StoreBatch implements Store.
 func (s *SQLite) StoreBatch(ctx context.Context, terminal string, recs []wire.Record, check func(prev *wire.Record, rec wire.Record) string, decide func(wire.Record) wire.Result) (wire.BatchResponse, error) {
 	var out wire.BatchResponse

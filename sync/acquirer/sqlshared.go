@@ -499,3 +499,16 @@ func recordEntry(e *wire.LedgerEntry, body, result, order string) error {
 	}
 	return nil
 }
+
+// chainHead is Store.ChainHead for both stores: query reads (sequence, hash) of the
+// terminal's highest record (one parameter: the terminal).
+func chainHead(ctx context.Context, q querier, query, terminal string) (wire.ChainHead, error) {
+	h := wire.ChainHead{Terminal: terminal}
+	var seq int64
+	err := q.QueryRowContext(ctx, query, terminal).Scan(&seq, &h.Hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, nil
+	}
+	h.Sequence = uint64(seq)
+	return h, err
+}

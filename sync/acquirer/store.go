@@ -49,6 +49,8 @@ type Store interface {
 	// (pending authorizations are shown resolved as they will be read); fn must not call
 	// the store. An error from fn stops it and is returned.
 	Ledger(ctx context.Context, terminal string, fn func(wire.LedgerEntry) error) error
+	// ChainHead returns the highest sequence stored for terminal and its record's hash.
+	ChainHead(ctx context.Context, terminal string) (wire.ChainHead, error)
 	// StoreBatch stores records in order and answers each; decide is called for every
 	// newly accepted offline record and its outcome appended to the results feed in the
 	// same transaction.

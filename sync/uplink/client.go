@@ -317,6 +317,14 @@ func (c *Client) Order(ctx context.Context, reference string) (wire.Order, error
 	return o, err
 }
 
+// ChainHead returns the highest sequence the acquirer holds for this terminal and its
+// record's hash.
+func (c *Client) ChainHead(ctx context.Context) (wire.ChainHead, error) {
+	var h wire.ChainHead
+	err := c.do(ctx, http.MethodGet, "/v1/terminals/"+url.PathEscape(c.Terminal)+"/chain", nil, &h)
+	return h, err
+}
+
 // Config returns the terminal's configuration and offline risk policy.
 func (c *Client) Config(ctx context.Context) (wire.TerminalConfig, error) {
 	var cfg wire.TerminalConfig

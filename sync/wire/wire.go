@@ -257,6 +257,16 @@ type TerminalConfig struct {
 	Policy   Policy `json:"policy"`
 }
 
+// ChainHead is GET /v1/terminals/{terminal}/chain: the highest sequence the acquirer holds
+// for the terminal and that record's hash (0 and "" when it holds none). A terminal whose
+// journal was damaged and set aside starts its fresh journal after it, chained onto that
+// hash, so its new records neither collide with the old ones nor fork the chain.
+type ChainHead struct {
+	Terminal string `json:"terminal"`
+	Sequence uint64 `json:"sequence"`
+	Hash     string `json:"hash,omitempty"`
+}
+
 // Decode reads one JSON value of type T strictly: unknown fields, trailing data and wrong
 // types are errors that name the problem.
 func Decode[T any](r io.Reader) (T, error) {
