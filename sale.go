@@ -91,10 +91,21 @@ func (e *TransitionError) Error() string {
 // Unwrap returns ErrTransition.
 func (e *TransitionError) Unwrap() error { return ErrTransition }
 
+// Kind is what a journal record is: a sale, or a refund of an earlier sale (Parent).
+type Kind string
+
+// The kinds of journal record.
+const (
+	KindSale   Kind = "sale"
+	KindRefund Kind = "refund"
+)
+
 // Sale is a sale as the terminal's journal holds it. The journal assigns ID, Sequence,
 // CapturedAt and the chain; the credential itself never appears here, only masked.
 type Sale struct {
 	ID               string // UUIDv7
+	Kind             Kind   // KindSale, or KindRefund of the sale Parent
+	Parent           string // a refund's sale id
 	Sequence         uint64
 	Terminal         string
 	IdempotencyKey   string

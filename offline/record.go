@@ -25,6 +25,10 @@ import (
 //	id, terminal, idempotency key, reference, currency (ISO 4217 alphabetic),
 //	method, scheme, credential tag (HMAC-SHA256, or empty when there is no credential)
 //
+// A refund (Kind refund, Parent the refunded sale's id) is encoded as version 2: the same
+// fields, then kind and parent, each as uint32 length + bytes. A sale keeps version 1, so
+// chains written before refunds existed verify unchanged.
+//
 // Fixed-width integers and length prefixes make the encoding canonical by construction:
 // one entry has exactly one encoding, so the decoder can be strict (UnmarshalBinary accepts
 // only what MarshalBinary produces).
@@ -40,10 +44,14 @@ type Entry struct {
 	Method         posagent.Method
 	Scheme         posagent.Scheme
 	CredentialTag  []byte
+	Kind           posagent.Kind // empty or KindSale: a sale (version 1)
+	Parent         string        // a refund's sale id
 }
 
 const (
 	entryVersion = 1
+	// entryVersion2 adds kind and parent (refunds).
+	entryVersion2 = 2
 	maxField     = 4096 // longest text field, in bytes; the decoder refuses more
 )
 
@@ -58,8 +66,13 @@ func (e *Entry) MarshalBinary() ([]byte, error) {
 	for _, f := range fields {
 		n += 4 + len(f)
 	}
+	version := byte(entryVersion)
+	if !e.isSale() {
+		version = entryVersion2
+		n += 8 + len(e.Kind) + len(e.Parent)
+	}
 	b := make([]byte, 0, n)
-	b = append(b, entryVersion)
+	b = append(b, version)
 	b = binary.BigEndian.AppendUint64(b, e.Sequence)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.CapturedAt.UnixMilli()))
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Amount))
@@ -73,7 +86,21 @@ func (e *Entry) MarshalBinary() ([]byte, error) {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
 		b = append(b, f...)
 	}
+	if version == entryVersion2 {
+		for _, f := range []string{string(e.Kind), e.Parent} {
+			if len(f) > maxField || !utf8.ValidString(f) {
+				return nil, fmt.Errorf("%w: kind or parent is too long or not UTF-8", ErrEncoding)
+			}
+			b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
+			b = append(b, f...)
+		}
+	}
 	return b, nil
+}
+
+// isSale reports whether the entry is a sale (encoded as version 1).
+func (e *Entry) isSale() bool {
+	return (e.Kind == "" || e.Kind == posagent.KindSale) && e.Parent == ""
 }
 
 var fieldNames = [...]string{"id", "terminal", "idempotency key", "reference", "currency", "method", "scheme", "credential tag"}
@@ -89,8 +116,9 @@ func (e *Entry) UnmarshalBinary(b []byte) error {
 	if len(b) < 1+8*3 {
 		return fmt.Errorf("%w: %d bytes, shorter than the fixed part", ErrEncoding, len(b))
 	}
-	if b[0] != entryVersion {
-		return fmt.Errorf("%w: version %d, want %d", ErrEncoding, b[0], entryVersion)
+	version := b[0]
+	if version != entryVersion && version != entryVersion2 {
+		return fmt.Errorf("%w: version %d, want %d or %d", ErrEncoding, b[0], entryVersion, entryVersion2)
 	}
 	var out Entry
 	out.Sequence = binary.BigEndian.Uint64(b[1:])
@@ -111,6 +139,28 @@ func (e *Entry) UnmarshalBinary(b []byte) error {
 		b = b[n:]
 		if i != len(fields)-1 && !utf8.ValidString(fields[i]) {
 			return fmt.Errorf("%w: %s is not UTF-8", ErrEncoding, fieldNames[i])
+		}
+	}
+	if version == entryVersion2 {
+		var extra [2]string
+		for i := range extra {
+			if len(b) < 4 {
+				return fmt.Errorf("%w: truncated before %s", ErrEncoding, [2]string{"kind", "parent"}[i])
+			}
+			n := binary.BigEndian.Uint32(b)
+			b = b[4:]
+			if n > maxField || uint64(n) > uint64(len(b)) {
+				return fmt.Errorf("%w: %s length %d out of range", ErrEncoding, [2]string{"kind", "parent"}[i], n)
+			}
+			extra[i] = string(b[:n])
+			b = b[n:]
+			if !utf8.ValidString(extra[i]) {
+				return fmt.Errorf("%w: kind or parent is not UTF-8", ErrEncoding)
+			}
+		}
+		out.Kind, out.Parent = posagent.Kind(extra[0]), extra[1]
+		if out.isSale() {
+			return fmt.Errorf("%w: version 2 holds a sale, which is encoded as version 1", ErrEncoding)
 		}
 	}
 	if len(b) != 0 {

@@ -48,6 +48,12 @@ type NewSale struct {
 	Offline bool
 	// CapturedAt defaults to the journal's clock.
 	CapturedAt time.Time
+	// Kind is KindSale (the default) or KindRefund; a refund names the refunded sale in
+	// Parent. Append refuses a refund of a sale that is not approved, in another currency,
+	// or beyond what is left of it (the sale's amount less its refunds not declined or
+	// failed), in the transaction that stores it, so two refunds cannot both slip through.
+	Kind   posagent.Kind
+	Parent string
 }
 
 const maxCredential = 2048
@@ -64,6 +70,21 @@ func (s *NewSale) validate() error {
 	}
 	if c, err := posagent.LookupCurrency(s.Amount.Currency.Code); err != nil || c != s.Amount.Currency {
 		return posagent.Invalidf("currency %q is not a known ISO 4217 currency", s.Amount.Currency.Code)
+	}
+	switch s.Kind {
+	case "", posagent.KindSale:
+		if s.Parent != "" {
+			return posagent.Invalidf("a sale has no parent; only a refund names the sale it refunds")
+		}
+	case posagent.KindRefund:
+		if s.Parent == "" {
+			return posagent.Invalidf("a refund must name the sale it refunds")
+		}
+		if s.Offline {
+			return posagent.Invalidf("a refund is not accepted offline: it is journaled, then sent or stored")
+		}
+	default:
+		return posagent.Invalidf("kind %q is not sale or refund", s.Kind)
 	}
 	if !validMethod(s.Method) {
 		return posagent.Invalidf("method %q is not one of wallet-code, emv-cpm, merchant-qr", s.Method)
@@ -179,7 +200,7 @@ func (j *Journal) AppendWith(ctx context.Context, s NewSale, pay *PaymentRow) (R
 
 	if prev, err := scanRecord(tx.QueryRowContext(ctx, selectRecord+" WHERE idempotency_key = ?", s.IdempotencyKey)); err == nil {
 		same := prev.Amount == s.Amount && prev.Method == s.Method && prev.Scheme == s.Scheme &&
-			prev.Reference == s.Reference && bytes.Equal(prev.credTag, tag)
+			prev.Reference == s.Reference && bytes.Equal(prev.credTag, tag) && prev.Kind == kindOf(s.Kind) && prev.Parent == s.Parent
 		if !same {
 			return Record{}, false, &ConflictError{Key: s.IdempotencyKey, Existing: prev.Record}
 		}
@@ -203,6 +224,11 @@ func (j *Journal) AppendWith(ctx context.Context, s NewSale, pay *PaymentRow) (R
 			return Record{}, false, err
 		}
 	}
+	if s.Kind == posagent.KindRefund {
+		if err := checkRefund(ctx, tx, s.Parent, s.Amount); err != nil {
+			return Record{}, false, err
+		}
+	}
 
 	var seq uint64
 	if err := tx.QueryRowContext(ctx, `UPDATE counter SET value = value + 1 WHERE name = 'sequence' RETURNING value`).Scan(&seq); err != nil {
@@ -215,7 +241,7 @@ func (j *Journal) AppendWith(ctx context.Context, s NewSale, pay *PaymentRow) (R
 	e := Entry{
 		Sequence: seq, CapturedAt: captured, Amount: s.Amount.Minor, ID: id, Terminal: j.terminal,
 		IdempotencyKey: s.IdempotencyKey, Reference: s.Reference, Currency: s.Amount.Currency.Code,
-		Method: s.Method, Scheme: s.Scheme, CredentialTag: tag,
+		Method: s.Method, Scheme: s.Scheme, CredentialTag: tag, Kind: s.Kind, Parent: s.Parent,
 	}
 	canon, err := e.MarshalBinary()
 	if err != nil {
@@ -225,10 +251,11 @@ func (j *Journal) AppendWith(ctx context.Context, s NewSale, pay *PaymentRow) (R
 	mac := key.RecordMAC(hash)
 	masked := MaskCredential(s.Credential)
 	_, err = tx.ExecContext(ctx, `INSERT INTO sales (seq, id, terminal, idempotency_key, reference, captured_at, amount, currency,
-		method, scheme, credential, credential_tag, credential_masked, offline, state, updated_at, prev_hash, hash, mac)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		method, scheme, credential, credential_tag, credential_masked, offline, state, updated_at, prev_hash, hash, mac, kind, parent)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		seq, id, j.terminal, s.IdempotencyKey, s.Reference, captured.UnixMilli(), s.Amount.Minor, s.Amount.Currency.Code,
-		string(s.Method), string(s.Scheme), sealed, tag, masked, s.Offline, string(state), now.UnixMilli(), prevHash, hash, mac)
+		string(s.Method), string(s.Scheme), sealed, tag, masked, s.Offline, string(state), now.UnixMilli(), prevHash, hash, mac,
+		string(kindOf(s.Kind)), s.Parent)
 	if err != nil {
 		return Record{}, false, classify("store sale", err)
 	}
@@ -247,7 +274,7 @@ func (j *Journal) AppendWith(ctx context.Context, s NewSale, pay *PaymentRow) (R
 	}
 	rec := Record{
 		Sale: posagent.Sale{
-			ID: id, Sequence: seq, Terminal: j.terminal, IdempotencyKey: s.IdempotencyKey, Reference: s.Reference,
+			ID: id, Kind: kindOf(s.Kind), Parent: s.Parent, Sequence: seq, Terminal: j.terminal, IdempotencyKey: s.IdempotencyKey, Reference: s.Reference,
 			CapturedAt: captured, Amount: s.Amount, Method: s.Method, Scheme: s.Scheme, CredentialMasked: masked,
 			Offline: s.Offline, State: state, UpdatedAt: now,
 		},
@@ -307,7 +334,7 @@ type querier interface {
 func outstanding(ctx context.Context, q querier) (Outstanding, error) {
 	out := Outstanding{Amounts: map[string]int64{}}
 	rows, err := q.QueryContext(ctx, `SELECT currency, SUM(amount), COUNT(*), MIN(captured_at) FROM sales
-		WHERE state IN ('stored', 'uploading') GROUP BY currency`)
+		WHERE state IN ('stored', 'uploading') AND kind = 'sale' GROUP BY currency`)
 	if err != nil {
 		return out, err
 	}
@@ -598,7 +625,7 @@ func (j *Journal) flag(r *Record) {
 }
 
 const selectRecord = `SELECT seq, id, terminal, idempotency_key, reference, captured_at, amount, currency, method, scheme,
-	credential_tag, credential_masked, offline, state, attempts, last_error, updated_at, acked_at, prev_hash, hash, mac FROM sales`
+	credential_tag, credential_masked, offline, state, attempts, last_error, updated_at, acked_at, prev_hash, hash, mac, kind, parent FROM sales`
 
 type scanner interface{ Scan(...any) error }
 
@@ -612,10 +639,11 @@ func scanRecord(s scanner) (row, error) {
 	var r row
 	var captured, updated int64
 	var acked sql.NullInt64
-	var cur, method, scheme, state string
+	var cur, method, scheme, state, kind string
 	err := s.Scan(&r.Sequence, &r.ID, &r.Terminal, &r.IdempotencyKey, &r.Reference, &captured, &r.Amount.Minor, &cur,
 		&method, &scheme, &r.credTag, &r.CredentialMasked, &r.Offline, &state, &r.Attempts, &r.LastError, &updated, &acked,
-		&r.PrevHash, &r.Hash, &r.MAC)
+		&r.PrevHash, &r.Hash, &r.MAC, &kind, &r.Parent)
+	r.Kind = posagent.Kind(kind)
 	if err != nil {
 		return row{}, err
 	}
@@ -630,4 +658,66 @@ func scanRecord(s scanner) (row, error) {
 		r.AckedAt = time.UnixMilli(acked.Int64).UTC()
 	}
 	return r, nil
+}
+
+func kindOf(k posagent.Kind) posagent.Kind {
+	if k == "" {
+		return posagent.KindSale
+	}
+	return k
+}
+
+// RefundError is a refund the journal refuses: what was wrong, for the cashier.
+type RefundError struct{ Msg string }
+
+func (e *RefundError) Error() string { return e.Msg }
+
+// Unwrap returns ErrRefund.
+func (e *RefundError) Unwrap() error { return ErrRefund }
+
+// ErrRefund: a refund the sale does not allow (not approved, another currency, more than
+// is left).
+var ErrRefund = errors.New("refund refused")
+
+// checkRefund applies the refund rules inside the writing transaction.
+func checkRefund(ctx context.Context, tx *sql.Tx, parent string, a posagent.Amount) error {
+	sale, err := scanRecord(tx.QueryRowContext(ctx, selectRecord+" WHERE id = ?", parent))
+	if errors.Is(err, sql.ErrNoRows) {
+		return &RefundError{fmt.Sprintf("sale %s is not in the journal", parent)}
+	} else if err != nil {
+		return classify("check refund", err)
+	}
+	switch {
+	case sale.Kind != posagent.KindSale:
+		return &RefundError{"a refund cannot be refunded"}
+	case sale.State != posagent.StateApproved:
+		return &RefundError{fmt.Sprintf("sale %d is %s: only an approved sale can be refunded", sale.Sequence, sale.State)}
+	case sale.Amount.Currency != a.Currency:
+		return &RefundError{fmt.Sprintf("the sale is in %s, the refund in %s", sale.Amount.Currency.Code, a.Currency.Code)}
+	}
+	left, err := refundable(ctx, tx, sale.Record)
+	if err != nil {
+		return err
+	}
+	if a.Minor > left {
+		return &RefundError{fmt.Sprintf("%s %s is more than is left to refund of sale %d (%s %s)",
+			FormatAmount(a.Minor, a.Currency), a.Currency.Code, sale.Sequence, FormatAmount(left, a.Currency), a.Currency.Code)}
+	}
+	return nil
+}
+
+// refundable is what is left to refund of a sale: its amount less its refunds that are not
+// declined or failed (a refund in flight counts: it may go through).
+func refundable(ctx context.Context, q querier, sale Record) (int64, error) {
+	var refunded int64
+	if err := q.QueryRowContext(ctx, `SELECT COALESCE(SUM(amount), 0) FROM sales WHERE parent = ? AND kind = 'refund'
+		AND state NOT IN ('declined', 'failed', 'canceled')`, sale.ID).Scan(&refunded); err != nil {
+		return 0, classify("check refund", err)
+	}
+	return sale.Amount.Minor - refunded, nil
+}
+
+// Refunds returns the refunds of a sale, in sequence order.
+func (j *Journal) Refunds(ctx context.Context, saleID string) ([]Record, error) {
+	return j.query(ctx, selectRecord+` WHERE parent = ? AND kind = 'refund' ORDER BY seq`, saleID)
 }

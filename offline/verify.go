@@ -159,7 +159,7 @@ func (j *Journal) Verify(ctx context.Context) (VerifyReport, error) {
 		return rep, classify("verify journal", err)
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT seq, id, terminal, idempotency_key, reference, captured_at, amount, currency,
-		method, scheme, credential, credential_tag, prev_hash, hash, mac FROM sales ORDER BY seq`)
+		method, scheme, credential, credential_tag, prev_hash, hash, mac, kind, parent FROM sales ORDER BY seq`)
 	if err != nil {
 		return rep, classify("verify journal", err)
 	}
@@ -168,11 +168,12 @@ func (j *Journal) Verify(ctx context.Context) (VerifyReport, error) {
 		var e Entry
 		var captured int64
 		var sealed, prev, hash, mac []byte
-		var method, scheme string
+		var method, scheme, kind string
 		if err := rows.Scan(&e.Sequence, &e.ID, &e.Terminal, &e.IdempotencyKey, &e.Reference, &captured, &e.Amount,
-			&e.Currency, &method, &scheme, &sealed, &e.CredentialTag, &prev, &hash, &mac); err != nil {
+			&e.Currency, &method, &scheme, &sealed, &e.CredentialTag, &prev, &hash, &mac, &kind, &e.Parent); err != nil {
 			return rep, classify("verify journal", err)
 		}
+		e.Kind = posagent.Kind(kind)
 		e.CapturedAt = time.UnixMilli(captured).UTC()
 		e.Method, e.Scheme = posagent.Method(method), posagent.Scheme(scheme)
 		if rep.Records == 0 {

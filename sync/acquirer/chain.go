@@ -46,6 +46,7 @@ func VerifyJournalRecord(secret []byte, rec wire.Record) string {
 		Sequence: rec.Sequence, CapturedAt: rec.CapturedAt, Amount: rec.Amount, ID: rec.ID, Terminal: rec.Terminal,
 		IdempotencyKey: rec.IdempotencyKey, Reference: rec.Reference, Currency: rec.Currency,
 		Method: posagent.Method(rec.Method), Scheme: posagent.Scheme(rec.Scheme), CredentialTag: tag,
+		Kind: posagent.Kind(rec.Kind), Parent: rec.Parent,
 	}
 	if rec.CapturedAt.Nanosecond()%int(time.Millisecond) != 0 {
 		return "captured_at has more than millisecond precision; the chain covers milliseconds"

@@ -248,6 +248,9 @@ func WireRecord(r offline.Record, credential string, key *offline.Key) wire.Reco
 		Scheme: string(r.Scheme), Offline: r.Offline, State: string(r.State),
 		PrevHash: hex.EncodeToString(r.PrevHash), Hash: hex.EncodeToString(r.Hash), MAC: hex.EncodeToString(r.MAC),
 	}
+	if r.Kind == posagent.KindRefund {
+		w.Kind, w.Parent = string(r.Kind), r.Parent
+	}
 	if credential != "" {
 		w.CredentialTag = hex.EncodeToString(key.CredentialTag([]byte(credential)))
 		if r.State.Outstanding() {

@@ -153,7 +153,7 @@ type AuthorizationResponse struct {
 // The fields that the chain covers are exactly those of the journal's canonical entry
 // (offline.Entry): ID, Sequence, CapturedAt (milliseconds), Amount, Terminal,
 // IdempotencyKey, Reference, Currency, Method, Scheme and CredentialTag (hex of the keyed
-// credential digest; empty when the sale has none). Offline, State and Credential are not
+// credential digest; empty when the sale has none), and for a refund Kind and Parent. Offline, State and Credential are not
 // covered: the credential is checked against CredentialTag instead, when it is sent.
 type Record struct {
 	ID             string    `json:"id"`
@@ -166,6 +166,8 @@ type Record struct {
 	Currency       string    `json:"currency"`
 	Method         string    `json:"method"`
 	Scheme         string    `json:"scheme,omitempty"`
+	Kind           string    `json:"kind,omitempty"`   // "" or "sale"; "refund" of the sale Parent
+	Parent         string    `json:"parent,omitempty"` // a refund's sale id
 	Offline        bool      `json:"offline"`
 	State          string    `json:"state"` // the terminal's state when sent: stored, approved, …
 	Credential     string    `json:"credential,omitempty"`
