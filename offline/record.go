@@ -52,7 +52,7 @@ const (
 	entryVersion = 1
 	// entryVersion2 adds kind and parent (refunds).
 	entryVersion2 = 2
-	maxField     = 4096 // longest text field, in bytes; the decoder refuses more
+	maxField      = 4096 // longest text field, in bytes; the decoder refuses more
 )
 
 // ErrEncoding is the sentinel of a malformed canonical encoding.
