@@ -32,7 +32,7 @@ var pgMigrations embed.FS
 // Advisory lock classes (the first key of pg_advisory_xact_lock(int, int)).
 const (
 	lockMigrate  = 0x7061 // one node migrates at a time
-	lockTerminal = 0x7062 // one writer per terminal: batches and authorizations
+	lockTerminal = 0x7062 // one writer per terminal: batches, authorizations, refunds, order closes
 )
 
 // pgMaxAttempts bounds the attempts of one Store call when PostgreSQL reports a
@@ -391,6 +391,26 @@ func (s *Postgres) StoreBatch(ctx context.Context, terminal string, recs []wire.
 			ids, keys, contents, hashes, prevs, bodies []string
 		}
 		var results []string
+		// flush inserts the records and results accepted so far, so that a refund decided
+		// next sees its sale even when the sale came earlier in this batch.
+		flush := func() error {
+			if len(ins.seqs) > 0 {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO records (terminal, sequence, id, idempotency_key, content, hash, prev_hash, body, received_at)
+				SELECT $1, u.* , $9 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) AS u`,
+					terminal, ins.seqs, ins.ids, ins.keys, ins.contents, ins.hashes, ins.prevs, ins.bodies, s.now().UTC()); err != nil {
+					return err
+				}
+			}
+			if len(results) > 0 {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO results (terminal, body)
+				SELECT $1, u.body FROM unnest($2::text[]) WITH ORDINALITY AS u(body, n) ORDER BY u.n`, terminal, results); err != nil {
+					return err
+				}
+			}
+			ins.seqs, ins.ids, ins.keys, ins.contents, ins.hashes, ins.prevs, ins.bodies = nil, nil, nil, nil, nil, nil, nil
+			results = nil
+			return nil
+		}
 		for _, rec := range recs {
 			res := wire.RecordResult{Sequence: rec.Sequence, ID: rec.ID}
 			content := contentHash(recordIdentity(rec))
@@ -428,6 +448,12 @@ func (s *Postgres) StoreBatch(ctx context.Context, terminal string, recs []wire.
 				out.Results = append(out.Results, res)
 				continue
 			}
+			refundNow := isRefund(rec) && (rec.State == "stored" || rec.State == "uploading")
+			if refundNow {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 			stripped := rec
 			stripped.Credential = "" // the acquirer authorizes with it once; it is not kept
 			body, _ := json.Marshal(stripped)
@@ -440,7 +466,19 @@ func (s *Postgres) StoreBatch(ctx context.Context, terminal string, recs []wire.
 			ins.hashes = append(ins.hashes, rec.Hash)
 			ins.prevs = append(ins.prevs, rec.PrevHash)
 			ins.bodies = append(ins.bodies, string(body))
-			if rec.State == "stored" || rec.State == "uploading" {
+			switch {
+			case refundNow:
+				// A refund kept offline: decided now by the refund rules (or the decision
+				// made online for its key stands).
+				r, err := refundRecordResult(ctx, tx, postgresSQL, terminal, rec, s.now())
+				if err != nil {
+					return err
+				}
+				b, _ := json.Marshal(r)
+				results = append(results, string(b))
+			case isRefund(rec):
+				// Decided online: stored as it is.
+			case rec.State == "stored" || rec.State == "uploading":
 				r := decide(rec)
 				// A sale the terminal sent for online authorization, whose answer it never
 				// got, then kept offline: the decision already made stands.
@@ -459,18 +497,8 @@ func (s *Postgres) StoreBatch(ctx context.Context, terminal string, recs []wire.
 			res.Status = wire.Accepted
 			out.Results = append(out.Results, res)
 		}
-		if len(ins.seqs) > 0 {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO records (terminal, sequence, id, idempotency_key, content, hash, prev_hash, body, received_at)
-				SELECT $1, u.* , $9 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) AS u`,
-				terminal, ins.seqs, ins.ids, ins.keys, ins.contents, ins.hashes, ins.prevs, ins.bodies, s.now().UTC()); err != nil {
-				return err
-			}
-		}
-		if len(results) > 0 {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO results (terminal, body)
-				SELECT $1, u.body FROM unnest($2::text[]) WITH ORDINALITY AS u(body, n) ORDER BY u.n`, terminal, results); err != nil {
-				return err
-			}
+		if err := flush(); err != nil {
+			return err
 		}
 		out.HighWater, out.Gaps, err = pgHighWater(ctx, tx, terminal)
 		return err
@@ -633,6 +661,40 @@ func (s *Postgres) Order(ctx context.Context, terminal, reference string) (wire.
 		return json.Unmarshal([]byte(body), &o)
 	})
 	return o, polls, err
+}
+
+// Refund implements Store, under the terminal's lock: two refunds of one sale on any
+// nodes serialise, so together they never exceed what was captured.
+func (s *Postgres) Refund(ctx context.Context, terminal string, req wire.RefundRequest) (wire.RefundResponse, error) {
+	var resp wire.RefundResponse
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := lockTerminalTx(ctx, tx, terminal); err != nil {
+			return err
+		}
+		var err error
+		resp, err = refundTx(ctx, tx, postgresSQL, terminal, req, refundOnline, s.now())
+		return err
+	})
+	return resp, err
+}
+
+// CloseOrder implements Store, under the terminal's lock and the order's row lock.
+func (s *Postgres) CloseOrder(ctx context.Context, terminal, reference string, payFirst bool) (wire.OrderClose, error) {
+	var out wire.OrderClose
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := lockTerminalTx(ctx, tx, terminal); err != nil {
+			return err
+		}
+		var err error
+		out, err = closeOrderTx(ctx, tx, postgresSQL, terminal, reference, payFirst, s.now())
+		return err
+	})
+	return out, err
+}
+
+// Totals implements Store.
+func (s *Postgres) Totals(ctx context.Context, terminal string, from, to time.Time) (wire.Totals, error) {
+	return totals(ctx, s.db, postgresSQL, s.now(), terminal, from, to)
 }
 
 // SetOrder implements Store.

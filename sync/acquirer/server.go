@@ -133,6 +133,9 @@ func (s *Server) routes() []route {
 		{"GET /v1/terminals/{terminal}/config", s.config},
 		{"GET /v1/terminals/{terminal}/chain", s.chain},
 		{"GET /v1/orders/{reference}", s.order},
+		{"POST /v1/orders/{reference}/close", s.closeOrder},
+		{"POST /v1/refunds", s.refund},
+		{"GET /v1/terminals/{terminal}/totals", s.totals},
 	}
 }
 
@@ -537,12 +540,27 @@ func (s *Server) results(w http.ResponseWriter, r request) int {
 	return writeJSON(w, http.StatusOK, res)
 }
 
+// SimRaceSuffix ends the reference of a simulated merchant-presented order that the
+// customer pays at the moment the terminal's close arrives: the close finds it paid and
+// the acquirer refunds it.
+const SimRaceSuffix = "-RACE"
+
+// validReference returns why a merchant-presented order's reference is refused, or "".
+func validReference(ref string) string {
+	if ref == "" || len(ref) > 25 {
+		return "reference must be 1 to 25 characters (EMV tag 62.05)"
+	}
+	return ""
+}
+
 // Simulated merchant-presented orders: a reference ending in "-EXPIRE" expires and one
-// ending in "-CANCEL" is canceled on the second poll; any other is paid on the second poll.
+// ending in "-CANCEL" is canceled on the second poll; any other is paid on the second poll
+// (unless the terminal closed it first). One ending in "-RACE" is paid when the close
+// arrives (see closeOrder).
 func (s *Server) order(w http.ResponseWriter, r request) int {
 	ref := r.PathValue("reference")
-	if ref == "" || len(ref) > 25 {
-		return writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "reference must be 1 to 25 characters (EMV tag 62.05)")
+	if msg := validReference(ref); msg != "" {
+		return writeError(w, http.StatusBadRequest, wire.CodeBadRequest, msg)
 	}
 	o, polls, err := s.store.Order(r.Context(), r.terminal, ref)
 	if err != nil {
@@ -557,15 +575,89 @@ func (s *Server) order(w http.ResponseWriter, r request) int {
 			state = "canceled"
 		}
 		now := s.opts.Now()
-		if err := s.store.SetOrder(r.Context(), ref, state, "unionpay", now); err != nil {
+		err := s.store.SetOrder(r.Context(), ref, state, "unionpay", now)
+		switch {
+		case errors.Is(err, ErrConflict):
+			// Closed (or changed) since it was read: the store's state stands.
+			if o, _, err = s.store.Order(r.Context(), r.terminal, ref); err != nil {
+				return s.storeError(w, "order", err)
+			}
+		case err != nil:
 			return s.storeError(w, "order", err)
-		}
-		o.State, o.Scheme = state, "unionpay"
-		if state == "paid" {
-			o.PaidAt = now.UTC()
+		default:
+			o.State, o.Scheme = state, "unionpay"
+			if state == "paid" {
+				o.PaidAt = now.UTC()
+			}
 		}
 	}
 	return writeJSON(w, http.StatusOK, o)
+}
+
+// closeOrder closes a merchant-presented order the cashier canceled or that timed out:
+// pending → closed, paid → refunded by the acquirer (reported with Refunded true).
+func (s *Server) closeOrder(w http.ResponseWriter, r request) int {
+	ref := r.PathValue("reference")
+	if msg := validReference(ref); msg != "" {
+		return writeError(w, http.StatusBadRequest, wire.CodeBadRequest, msg)
+	}
+	if len(bytes.TrimSpace(r.body)) > 0 && string(bytes.TrimSpace(r.body)) != "{}" {
+		return writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "the close takes no body (or {})")
+	}
+	out, err := s.store.CloseOrder(r.Context(), r.terminal, ref, strings.HasSuffix(ref, SimRaceSuffix))
+	if err != nil {
+		return s.storeError(w, "close order", err)
+	}
+	s.metrics.decisions.WithLabelValues("order_close", out.State).Inc()
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// refund decides an online refund: 200 with approved or declined (and why), 409 for an
+// idempotency key reused with other content.
+func (s *Server) refund(w http.ResponseWriter, r request) int {
+	req, ok := decodeBody[wire.RefundRequest](w, r.body)
+	if !ok {
+		return http.StatusBadRequest
+	}
+	if msg := validateSale(req.ID, req.IdempotencyKey, req.Sequence, req.Amount, req.Currency, "refund"); msg != "" {
+		return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, msg)
+	}
+	switch {
+	case req.SaleID == "" || len(req.SaleID) > 64:
+		return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, "sale_id must be 1 to 64 characters (the refunded sale's id)")
+	case req.SaleID == req.ID:
+		return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, "sale_id is the refund's own id: id is the refund record's, sale_id the refunded sale's")
+	case len(req.Reason) > 256:
+		return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, "reason must be at most 256 characters")
+	}
+	resp, err := s.store.Refund(r.Context(), r.terminal, req)
+	if err != nil {
+		return s.storeError(w, "refund", err)
+	}
+	s.metrics.decisions.WithLabelValues("refund", string(resp.Decision)).Inc()
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// totals answers the terminal's totals for [from, to) (RFC 3339 times).
+func (s *Server) totals(w http.ResponseWriter, r request) int {
+	q := r.URL.Query()
+	var bounds [2]time.Time
+	for i, name := range []string{"from", "to"} {
+		v := q.Get(name)
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return writeError(w, http.StatusBadRequest, wire.CodeBadRequest, fmt.Sprintf("%s=%q must be an RFC 3339 time, e.g. 2026-12-01T08:00:00Z", name, v))
+		}
+		bounds[i] = t
+	}
+	if !bounds[0].Before(bounds[1]) {
+		return writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "from must be before to: the period is [from, to)")
+	}
+	t, err := s.store.Totals(r.Context(), r.terminal, bounds[0], bounds[1])
+	if err != nil {
+		return s.storeError(w, "totals", err)
+	}
+	return writeJSON(w, http.StatusOK, t)
 }
 
 type metrics struct {

@@ -65,12 +65,34 @@ CREATE TABLE IF NOT EXISTS orders (
 	terminal   TEXT NOT NULL,
 	polls      INTEGER NOT NULL DEFAULT 0,
 	body       TEXT NOT NULL
-);`}
+);
+CREATE INDEX IF NOT EXISTS records_id ON records (terminal, id);
+CREATE TABLE IF NOT EXISTS refunds (
+	terminal        TEXT NOT NULL,
+	idempotency_key TEXT NOT NULL,
+	content         TEXT NOT NULL,       -- hash of the refund (refundIdentity), to tell a retry from a reuse
+	refund_id       TEXT NOT NULL,       -- the refund record's id
+	sale_id         TEXT NOT NULL,       -- the refunded sale's id
+	sequence        INTEGER NOT NULL,
+	amount          INTEGER NOT NULL,
+	currency        TEXT NOT NULL,
+	decision        TEXT NOT NULL,       -- approved | declined
+	reason          TEXT NOT NULL,       -- the terminal's reason for the refund
+	response        TEXT NOT NULL,       -- JSON wire.RefundResponse, answered again for ever
+	source          TEXT NOT NULL,       -- online | batch
+	captured_at     INTEGER NOT NULL,    -- Unix ms: the refund's capture time (totals)
+	created_at      TEXT NOT NULL,
+	PRIMARY KEY (terminal, idempotency_key)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS refunds_id ON refunds (terminal, refund_id);
+CREATE INDEX IF NOT EXISTS refunds_sale ON refunds (terminal, sale_id);`}
 
 // sqliteVersion is the schema version (PRAGMA user_version) upgradeSQLite brings a
 // database to. Version 1 is the schema above, as the first acquirerd created it (its
 // databases say user_version 0).
-const sqliteVersion = 2
+// Version 3 adds the authorization's capture time and scheme (for totals) and the refunds
+// table (created with the schema).
+const sqliteVersion = 3
 
 // authorizationColumns are the columns version 2 adds to authorizations: the sale, its
 // state, and what a pending or reversed authorization needs (see authRow).
@@ -87,6 +109,8 @@ var authorizationColumns = []struct{ name, decl string }{
 	{"final", "TEXT NOT NULL DEFAULT ''"},
 	{"final_state", "TEXT NOT NULL DEFAULT ''"},
 	{"reversal", "TEXT NOT NULL DEFAULT ''"},
+	{"captured_at", "INTEGER NOT NULL DEFAULT 0"}, // Unix ms; 0: not known (before version 3)
+	{"scheme", "TEXT NOT NULL DEFAULT ''"},
 }
 
 // upgradeSQLite brings the schema to sqliteVersion in one transaction, idempotently: a
@@ -405,7 +429,21 @@ func (s *SQLite) storeRecord(ctx context.Context, tx *sql.Tx, terminal string, r
 		string(body), s.now().UTC().Format(time.RFC3339Nano)); err != nil {
 		return res, err
 	}
-	if rec.State == "stored" || rec.State == "uploading" {
+	switch {
+	case isRefund(rec) && (rec.State == "stored" || rec.State == "uploading"):
+		// A refund kept offline: decided now by the refund rules (or the decision made
+		// online for its key stands), and its outcome goes to the results feed.
+		r, err := refundRecordResult(ctx, tx, sqliteSQL, terminal, rec, s.now())
+		if err != nil {
+			return res, err
+		}
+		b, _ := json.Marshal(r)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO results (terminal, body) VALUES (?, ?)`, terminal, string(b)); err != nil {
+			return res, err
+		}
+	case isRefund(rec):
+		// Decided online (approved or declined): stored as it is.
+	case rec.State == "stored" || rec.State == "uploading":
 		r := decide(rec)
 		// A sale the terminal sent for online authorization, whose answer it never got,
 		// then kept offline: the decision already made stands, never a second one.
@@ -503,6 +541,33 @@ func (s *SQLite) Order(ctx context.Context, terminal, reference string) (wire.Or
 		return json.Unmarshal([]byte(body), &o)
 	})
 	return o, polls, err
+}
+
+// Refund implements Store.
+func (s *SQLite) Refund(ctx context.Context, terminal string, req wire.RefundRequest) (wire.RefundResponse, error) {
+	var resp wire.RefundResponse
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		resp, err = refundTx(ctx, tx, sqliteSQL, terminal, req, refundOnline, s.now())
+		return err
+	})
+	return resp, err
+}
+
+// CloseOrder implements Store.
+func (s *SQLite) CloseOrder(ctx context.Context, terminal, reference string, payFirst bool) (wire.OrderClose, error) {
+	var out wire.OrderClose
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = closeOrderTx(ctx, tx, sqliteSQL, terminal, reference, payFirst, s.now())
+		return err
+	})
+	return out, err
+}
+
+// Totals implements Store.
+func (s *SQLite) Totals(ctx context.Context, terminal string, from, to time.Time) (wire.Totals, error) {
+	return totals(ctx, s.db, sqliteSQL, s.now(), terminal, from, to)
 }
 
 // SetOrder implements Store.

@@ -88,8 +88,9 @@ func scanResults(rows *sql.Rows, after uint64) (wire.Results, error) {
 	return out, rows.Err()
 }
 
-// setOrderTx changes an order's state inside tx: selectQuery reads its body (one
-// parameter: the reference), updateQuery writes it back (body, reference).
+// setOrderTx changes a pending order's state inside tx: selectQuery reads its body (one
+// parameter: the reference), updateQuery writes it back (body, reference). An order that
+// is no longer pending (paid, closed, …) is not changed: ErrConflict.
 func setOrderTx(ctx context.Context, tx *sql.Tx, selectQuery, updateQuery, reference, state, scheme string, at time.Time) error {
 	var body string
 	if err := tx.QueryRowContext(ctx, selectQuery, reference).Scan(&body); err != nil {
@@ -101,6 +102,9 @@ func setOrderTx(ctx context.Context, tx *sql.Tx, selectQuery, updateQuery, refer
 	var o wire.Order
 	if err := json.Unmarshal([]byte(body), &o); err != nil {
 		return err
+	}
+	if o.State != OrderPending {
+		return fmt.Errorf("order %s is %s, no longer pending: %w", reference, o.State, ErrConflict)
 	}
 	o.State, o.Scheme = state, scheme
 	if state == "paid" {
@@ -266,8 +270,8 @@ func authorizeTx(ctx context.Context, tx execer, d dialect, terminal string, req
 		if a.saleID != req.ID {
 			return resp, fmt.Errorf("idempotency key %q was reversed for sale %s: %w", req.IdempotencyKey, a.saleID, ErrConflict)
 		}
-		if _, err := tx.ExecContext(ctx, d.q(`UPDATE authorizations SET content = ?, method = ?, reference = ? WHERE terminal = ? AND idempotency_key = ?`),
-			content, req.Method, req.Reference, terminal, req.IdempotencyKey); err != nil {
+		if _, err := tx.ExecContext(ctx, d.q(`UPDATE authorizations SET content = ?, method = ?, reference = ?, captured_at = ?, scheme = ? WHERE terminal = ? AND idempotency_key = ?`),
+			content, req.Method, req.Reference, req.CapturedAt.UnixMilli(), req.Scheme, terminal, req.IdempotencyKey); err != nil {
 			return resp, err
 		}
 		err := json.Unmarshal([]byte(a.response), &resp)
@@ -291,9 +295,10 @@ func authorizeTx(ctx context.Context, tx execer, d dialect, terminal string, req
 		final, finalState = string(b), string(f.Decision)
 	}
 	_, err = tx.ExecContext(ctx, d.q(`INSERT INTO authorizations (terminal, idempotency_key, content, response, sale_id, sequence, amount,
-		currency, method, reference, state, created_at, pending_until, final, final_state, reversal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')`),
+		currency, method, reference, state, created_at, pending_until, final, final_state, reversal, captured_at, scheme)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)`),
 		terminal, req.IdempotencyKey, content, string(body), req.ID, int64(req.Sequence), req.Amount, req.Currency, req.Method, req.Reference,
-		string(resp.Decision), d.timestamp(now), until, final, finalState)
+		string(resp.Decision), d.timestamp(now), until, final, finalState, req.CapturedAt.UnixMilli(), req.Scheme)
 	return resp, err
 }
 
@@ -413,47 +418,79 @@ func onlineOutcome(ctx context.Context, tx execer, d dialect, terminal, key stri
 // ledgerQuery lists every sale the acquirer knows, ordered by terminal and sequence: the
 // online authorizations (their state resolved at the query's time, without writing) and
 // the uploaded records that have none, each with its result in the feed and, for a
-// merchant-presented sale, its order. Parameters: now (Unix ms), then the terminal twice
-// per part ("" for all).
+// merchant-presented sale, its order. Parameters: now (Unix ms), then the terminal eight
+// times ("" for all).
+//
+// Refund records are not sales: they are left out, and each sale carries the sum of its
+// approved refunds (refunds table).
 func ledgerQuery(d dialect) string {
+	refunded := `LEFT JOIN (SELECT terminal, sale_id, CAST(SUM(amount) AS BIGINT) AS amount FROM refunds WHERE decision = 'approved'
+		AND (? = '' OR terminal = ?) GROUP BY terminal, sale_id) f`
 	return d.q(`SELECT 'a', a.terminal, a.sequence, a.sale_id, a.idempotency_key, a.amount, a.currency,
 		CASE WHEN a.state = 'pending_customer' AND a.final_state <> '' AND a.pending_until <= ? THEN a.final_state ELSE a.state END,
-		'', '', ''
-	FROM authorizations a WHERE (? = '' OR a.terminal = ?)
+		'', '', '', COALESCE(f.amount, 0), a.captured_at, a.method, a.scheme
+	FROM authorizations a ` + refunded + ` ON f.terminal = a.terminal AND f.sale_id = a.sale_id
+	WHERE (? = '' OR a.terminal = ?)
 	UNION ALL
-	SELECT 'r', r.terminal, r.sequence, r.id, r.idempotency_key, 0, '', '', r.body, COALESCE(res.body, ''), COALESCE(o.body, '')
+	SELECT 'r', r.terminal, r.sequence, r.id, r.idempotency_key, 0, '', '', r.body, COALESCE(res.body, ''), COALESCE(o.body, ''),
+		COALESCE(f.amount, 0), 0, '', ''
 	FROM records r
 	LEFT JOIN results res ON res.terminal = r.terminal AND ` + d.jsonField("res.body", "id") + ` = ` + d.plain("r.id") + `
 	LEFT JOIN orders o ON o.reference = ` + d.jsonField("r.body", "reference") + ` AND o.terminal = r.terminal
+	` + refunded + ` ON f.terminal = r.terminal AND f.sale_id = r.id
 	WHERE (? = '' OR r.terminal = ?)
+		AND COALESCE(` + d.jsonField("r.body", "kind") + `, '') <> 'refund'
 		AND NOT EXISTS (SELECT 1 FROM authorizations a WHERE a.terminal = r.terminal AND a.idempotency_key = r.idempotency_key)
 	ORDER BY 2, 3`)
 }
 
+// saleRow is a ledger entry with what the totals group by: the sale's capture time,
+// method and scheme.
+type saleRow struct {
+	wire.LedgerEntry
+	capturedAt     time.Time
+	method, scheme string
+}
+
 // ledger is Store.Ledger for both stores: it streams the rows of ledgerQuery to fn.
 func ledger(ctx context.Context, db *sql.DB, d dialect, now time.Time, terminal string, fn func(wire.LedgerEntry) error) error {
-	rows, err := db.QueryContext(ctx, ledgerQuery(d), now.UnixMilli(), terminal, terminal, terminal, terminal)
+	return ledgerRows(ctx, db, d, now, terminal, func(r saleRow) error { return fn(r.LedgerEntry) })
+}
+
+// ledgerRows streams the rows of ledgerQuery to fn. refunded is the sum of a sale's
+// approved refunds; an order the acquirer refunded on its close (state refunded) is
+// refunded in full; captured is the amount less refunded when approved, else 0.
+func ledgerRows(ctx context.Context, db *sql.DB, d dialect, now time.Time, terminal string, fn func(saleRow) error) error {
+	rows, err := db.QueryContext(ctx, ledgerQuery(d), now.UnixMilli(), terminal, terminal, terminal, terminal, terminal, terminal, terminal, terminal)
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var kind, state, body, result, order string
-		var seq int64
-		var e wire.LedgerEntry
-		if err := rows.Scan(&kind, &e.Terminal, &seq, &e.SaleID, &e.IdempotencyKey, &e.Amount, &e.Currency, &state, &body, &result, &order); err != nil {
+		var seq, capturedAt int64
+		var r saleRow
+		e := &r.LedgerEntry
+		if err := rows.Scan(&kind, &e.Terminal, &seq, &e.SaleID, &e.IdempotencyKey, &e.Amount, &e.Currency, &state, &body, &result, &order,
+			&e.Refunded, &capturedAt, &r.method, &r.scheme); err != nil {
 			return fmt.Errorf("ledger: %w", err)
 		}
 		e.Sequence = uint64(seq)
 		if kind == "a" {
 			e.State, e.Source = state, "online"
-		} else if err := recordEntry(&e, body, result, order); err != nil {
+			if capturedAt != 0 {
+				r.capturedAt = time.UnixMilli(capturedAt).UTC()
+			}
+		} else if err := recordEntry(&r, body, result, order); err != nil {
 			return fmt.Errorf("ledger: record %s of %s: %w", e.SaleID, e.Terminal, err)
 		}
-		if e.State == string(wire.Approved) {
-			e.Captured = e.Amount
+		switch e.State {
+		case string(wire.Approved):
+			e.Captured = e.Amount - e.Refunded
+		case OrderRefunded:
+			e.Refunded = e.Amount
 		}
-		if err := fn(e); err != nil {
+		if err := fn(r); err != nil {
 			return err
 		}
 	}
@@ -465,12 +502,14 @@ func ledger(ctx context.Context, db *sql.DB, d dialect, now time.Time, terminal 
 // offline one its deferred result; any other keeps the terminal's final state, canceled
 // as "voided", and one the terminal holds approved that the acquirer never authorized is
 // "unauthorized" (nothing captured: the discrepancy operators must see).
-func recordEntry(e *wire.LedgerEntry, body, result, order string) error {
+func recordEntry(row *saleRow, body, result, order string) error {
+	e := &row.LedgerEntry
 	var rec wire.Record
 	if err := json.Unmarshal([]byte(body), &rec); err != nil {
 		return err
 	}
 	e.Amount, e.Currency, e.Source = rec.Amount, rec.Currency, "offline"
+	row.capturedAt, row.method, row.scheme = rec.CapturedAt.UTC(), rec.Method, rec.Scheme
 	switch {
 	case rec.Method == string(posagent.MethodMerchantQR) && order != "":
 		var o wire.Order
@@ -478,6 +517,9 @@ func recordEntry(e *wire.LedgerEntry, body, result, order string) error {
 			return err
 		}
 		e.Source, e.State = "online", o.State
+		if row.scheme == "" {
+			row.scheme = o.Scheme
+		}
 		if o.State == "paid" {
 			e.State = string(wire.Approved)
 		}

@@ -60,7 +60,25 @@ type Store interface {
 	// Order returns a merchant-presented order, creating it pending when first asked for,
 	// and how many times it has been asked for (this one included).
 	Order(ctx context.Context, terminal, reference string) (wire.Order, int, error)
-	// SetOrder changes an order's state (the simulator "pays" orders with it).
+	// Refund decides an online refund of sale req.SaleID (see wire.RefundRequest): the
+	// answer stored before for the same (terminal, idempotency key) and content, for ever;
+	// ErrConflict for the key or the refund's id reused with other content. A refund is
+	// declined (with the reason) when the sale is unknown for this terminal, not approved,
+	// in another currency, or when the amount exceeds what is left of it (its amount less
+	// the refunds approved so far). Refunds of one sale serialise. A refund record
+	// uploaded in state stored or uploading is decided by the same rules in StoreBatch.
+	Refund(ctx context.Context, terminal string, req wire.RefundRequest) (wire.RefundResponse, error)
+	// CloseOrder closes terminal's merchant-presented order: pending becomes closed (never
+	// paid later), paid becomes refunded (the acquirer gives the money back), anything
+	// else stays; idempotently. payFirst pays a pending order first, at the store's clock:
+	// the customer's payment racing the close (the simulator's -RACE). An order of another
+	// terminal is ErrNotFound; one never polled is created closed.
+	CloseOrder(ctx context.Context, terminal, reference string, payFirst bool) (wire.OrderClose, error)
+	// Totals returns terminal's sales captured in [from, to) and its refunds captured in
+	// it, grouped as wire.Totals says. It writes nothing.
+	Totals(ctx context.Context, terminal string, from, to time.Time) (wire.Totals, error)
+	// SetOrder changes a pending order's state (the simulator "pays" orders with it); an
+	// order no longer pending is ErrConflict, an unknown one ErrNotFound.
 	SetOrder(ctx context.Context, reference, state, scheme string, at time.Time) error
 	Close() error
 }

@@ -317,6 +317,39 @@ func (c *Client) Order(ctx context.Context, reference string) (wire.Order, error
 	return o, err
 }
 
+// Refund asks for an online refund of req.SaleID. The answer is approved or declined (with
+// the reason: an unknown or unapproved sale, another currency, more than is left); only an
+// error leaves the outcome unknown. Retries are safe: the acquirer answers a repeated
+// idempotency key with its original answer (other content under the key: 409 conflict).
+func (c *Client) Refund(ctx context.Context, req wire.RefundRequest) (wire.RefundResponse, error) {
+	var resp wire.RefundResponse
+	body, err := json.Marshal(req)
+	if err != nil {
+		return resp, &sendError{err, false}
+	}
+	err = c.do(ctx, http.MethodPost, "/v1/refunds", body, &resp)
+	return resp, err
+}
+
+// CloseOrder closes a merchant-presented order the cashier canceled or that timed out: a
+// pending order is closed (the customer can no longer pay it); one the customer paid just
+// before is refunded by the acquirer (State "refunded", Refunded true), which the terminal
+// reports. Retries are safe: closing again returns the same answer.
+func (c *Client) CloseOrder(ctx context.Context, reference string) (wire.OrderClose, error) {
+	var out wire.OrderClose
+	err := c.do(ctx, http.MethodPost, "/v1/orders/"+url.PathEscape(reference)+"/close", nil, &out)
+	return out, err
+}
+
+// Totals returns the acquirer's totals of this terminal's sales captured in [from, to),
+// for the shift report to compare with the journal's.
+func (c *Client) Totals(ctx context.Context, from, to time.Time) (wire.Totals, error) {
+	var t wire.Totals
+	q := url.Values{"from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}}
+	err := c.do(ctx, http.MethodGet, "/v1/terminals/"+url.PathEscape(c.Terminal)+"/totals?"+q.Encode(), nil, &t)
+	return t, err
+}
+
 // ChainHead returns the highest sequence the acquirer holds for this terminal and its
 // record's hash.
 func (c *Client) ChainHead(ctx context.Context) (wire.ChainHead, error) {

@@ -237,11 +237,92 @@ type Results struct {
 // Order is the status of a merchant-presented (dynamic QR) sale: GET /v1/orders/{reference}.
 type Order struct {
 	Reference string    `json:"reference"`
-	State     string    `json:"state"` // pending, paid, expired, canceled
+	State     string    `json:"state"` // pending, paid, expired, canceled, closed, refunded
 	Amount    int64     `json:"amount"`
 	Currency  string    `json:"currency"`
 	Scheme    string    `json:"scheme,omitempty"`
 	PaidAt    time.Time `json:"paid_at,omitzero"`
+}
+
+// RefundRequest is POST /v1/refunds: refund Amount of the sale SaleID online. ID,
+// Sequence and IdempotencyKey are the refund's own journal record (kind "refund", Parent
+// SaleID), which is later uploaded in a batch like any record. The same idempotency key
+// with the same content (everything but Reason and CapturedAt) gets the original answer
+// for ever; with other content, 409.
+type RefundRequest struct {
+	ID             string `json:"id"`
+	Sequence       uint64 `json:"sequence"`
+	IdempotencyKey string `json:"idempotency_key"`
+	SaleID         string `json:"sale_id"`
+	Amount         int64  `json:"amount"`
+	Currency       string `json:"currency"`
+	Reason         string `json:"reason,omitempty"`
+	// CapturedAt is the refund record's capture time, which the acquirer's totals count it
+	// by; when absent, the time the acquirer received it.
+	CapturedAt time.Time `json:"captured_at,omitzero"`
+}
+
+// RefundResponse answers a refund: Decision is approved or declined (Reason says why, e.g.
+// the amount exceeds what is left). Refunded is the total refunded of the sale after this
+// refund, Captured what the sale's customer pays now (the sale's amount less Refunded; 0
+// when the sale is not approved).
+type RefundResponse struct {
+	ID        string    `json:"id"`
+	SaleID    string    `json:"sale_id"`
+	Decision  Decision  `json:"decision"`
+	Reason    string    `json:"reason,omitempty"`
+	Refunded  int64     `json:"refunded"`
+	Captured  int64     `json:"captured"`
+	DecidedAt time.Time `json:"decided_at"`
+}
+
+// OrderClose answers POST /v1/orders/{reference}/close: State is "closed" for an order
+// closed before the customer paid (a later payment is refused), "refunded" (Refunded true)
+// for one the customer had already paid, which the acquirer refunded; an order that had
+// expired or was canceled keeps that state. Amount and Currency are the order's sale as
+// the terminal uploaded it (0 and "" before the record arrives).
+type OrderClose struct {
+	Reference string `json:"reference"`
+	State     string `json:"state"`
+	Refunded  bool   `json:"refunded"`
+	Amount    int64  `json:"amount"`
+	Currency  string `json:"currency,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Tally is a count and the amounts by currency (minor units).
+type Tally struct {
+	Count  int64            `json:"count"`
+	Amount map[string]int64 `json:"amount"`
+}
+
+// Add counts one more amount of currency.
+func (t *Tally) Add(amount int64, currency string) {
+	if t.Amount == nil {
+		t.Amount = map[string]int64{}
+	}
+	t.Count++
+	t.Amount[currency] += amount
+}
+
+// Totals is GET /v1/terminals/{terminal}/totals?from=…&to=…: the terminal's sales whose
+// capture time (the journal's captured_at, as sent in the authorization or the record)
+// is in [From, To), as the acquirer holds them. Sales counts every sale whatever its
+// state; ByState splits them by the ledger's state (approved, declined, reversed,
+// pending_customer, voided, refunded, …); ByMethod (wallet-code, emv-cpm, merchant-qr) and
+// ByScheme (wechat-pay, alipay, …; "unknown" when none) split the approved ones. Refunds
+// are the approved refunds whose own capture time is in the period (of any sale).
+// Captured is the net money of the period by currency: approved sales less those refunds.
+type Totals struct {
+	Terminal string           `json:"terminal"`
+	From     time.Time        `json:"from"`
+	To       time.Time        `json:"to"`
+	Sales    Tally            `json:"sales"`
+	ByMethod map[string]Tally `json:"by_method"`
+	ByScheme map[string]Tally `json:"by_scheme"`
+	ByState  map[string]Tally `json:"by_state"`
+	Refunds  Tally            `json:"refunds"`
+	Captured map[string]int64 `json:"captured"`
 }
 
 // Policy is the offline risk policy the acquirer sets for a terminal.
