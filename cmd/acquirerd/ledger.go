@@ -33,8 +33,12 @@ online authorizations (state approved, declined, pending_customer or reversed), 
 offline records (approved or declined by the results feed), records the terminal ended
 without the acquirer (canceled: voided; failed, declined: as the terminal says; approved
 but never authorized here: unauthorized) and merchant-presented sales (approved when their
-order is paid, else the order's state). captured is what the customer pays now: the amount
-when approved, else 0. With --json, one object per line:
+order is paid, else the order's state: closed, or refunded when the acquirer refunded a
+payment that raced the order's close). captured is what the customer pays now: the amount
+less refunded when approved, else 0; refunded is the sum of the sale's approved refunds
+(online or refund records decided at upload), or the whole amount of a refunded order.
+Refund records are not listed as sales: they show in their sale's refunded. With --json,
+one object per line:
 
   {"terminal":"T1","sequence":42,"sale_id":"…","idempotency_key":"k-42","amount":1250,
    "currency":"CNY","state":"approved","captured":1250,"refunded":0,"source":"online"}

@@ -6,6 +6,7 @@
 //	acquirerd --listen :8443 --db postgres://acq@db/acq --master-key-file /etc/acquirerd/master.key ...
 //	acquirerd terminals add T1 --db sqlite:acquirer.db     prints T1's secret, once
 //	acquirerd ledger --db sqlite:acquirer.db [--terminal T1] [--json]
+//	acquirerd totals --db sqlite:acquirer.db --terminal T1 --from 2026-12-01T08:00:00Z --to 2026-12-01T20:00:00Z [--json]
 package main
 
 import (
@@ -50,9 +51,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Use:   "acquirerd --listen ADDR --db sqlite:PATH|postgres://…",
 		Short: "posagent's reference acquirer endpoint",
 		Long: `acquirerd serves the acquirer side of posagent's sync protocol: authenticated ping,
-online authorization (with its status by sale id and its reversal), store-and-forward batches (deduplicated for ever by terminal and
-sequence and by idempotency key, hash chains checked), the results feed of deferred
-authorizations, merchant-presented order status and terminal configuration.
+online authorization (with its status by sale id and its reversal), online refunds,
+store-and-forward batches (deduplicated for ever by terminal and sequence and by
+idempotency key, hash chains checked; refund records decided at upload), the results feed
+of deferred authorizations and refunds, merchant-presented order status and close, totals
+per period and terminal configuration.
 
 Terminals must be registered first: 'acquirerd terminals add ID' prints the terminal's
 secret once, as the 64 hex digits of posagent's key file; provision it on the terminal.
@@ -88,7 +91,13 @@ Simulated decisions, by the last two digits of the amount in minor units:
 94 to 99 answer so on every attempt; the terminal asks GET /v1/authorizations/{id} and
 reverses with POST /v1/authorizations/{id}/reversal. 'acquirerd ledger' shows the result.
 Orders: a reference is pending on the first poll and paid on the second; one ending in
--EXPIRE expires and one ending in -CANCEL is canceled instead.`,
+-EXPIRE expires and one ending in -CANCEL is canceled instead. POST
+/v1/orders/{reference}/close closes a pending order (closed: never paid later) and
+refunds a paid one (refunded); one ending in -RACE is paid at the moment the close
+arrives, so the close finds it paid and refunds it.
+Refunds (POST /v1/refunds, and refund records uploaded stored) are not simulated: they are
+declined when the sale is unknown for the terminal, not approved, in another currency, or
+when the amount exceeds what is left of it. 'acquirerd totals' prints a period's totals.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
@@ -186,6 +195,7 @@ Orders: a reference is pending on the first poll and paid on the second; one end
 	terminals.AddCommand(add)
 	root.AddCommand(terminals)
 	root.AddCommand(ledgerCommand(&dsn, &keyFile, stdout))
+	root.AddCommand(totalsCommand(&dsn, &keyFile, stdout))
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
