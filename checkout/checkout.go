@@ -27,6 +27,10 @@
 //     checking or waiting for the customer's confirmation is canceled by reversing it.
 //   - After a restart, a sale found authorizing is resolved by querying (never by
 //     authorizing again), within the deadline it had.
+//   - A merchant-presented order canceled at the counter or not paid in time is closed at
+//     the acquirer (the Commit's Reverse: for an order, its reversal is its close), so a
+//     customer who pays after it is refunded by the acquirer, never charged for goods
+//     they did not get.
 package checkout
 
 import (
@@ -491,10 +495,14 @@ func stepResolving(p Payment, ev Event, now time.Time, r Rules) (Payment, []Effe
 func stepQR(p Payment, ev Event, now time.Time, r Rules) (Payment, []Effect) {
 	switch ev := ev.(type) {
 	case Cancel:
-		return finish(p, Canceled, &Error{CodeCanceled, "canceled by the POS app"}, Commit{Sale: posagent.StateCanceled, Note: "canceled by the POS app"})
+		p.Reversed = true
+		return finish(p, Canceled, &Error{CodeCanceled, "canceled by the POS app"},
+			Commit{Sale: posagent.StateCanceled, Note: "canceled by the POS app", Reverse: "order canceled by the POS app"})
 	case Tick, Resumed:
 		if !now.Before(p.ExpiresAt) {
-			return finish(p, Failed, &Error{CodeTimeout, "the customer did not pay in time"}, Commit{Sale: posagent.StateFailed, Note: "not paid in time"})
+			p.Reversed = true
+			return finish(p, Failed, &Error{CodeTimeout, "the customer did not pay in time"},
+				Commit{Sale: posagent.StateFailed, Note: "not paid in time", Reverse: "order not paid in time"})
 		}
 		if now.Before(p.NextPoll) {
 			return p, []Effect{Schedule{minTime(p.NextPoll, p.ExpiresAt)}}

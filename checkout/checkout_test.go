@@ -105,8 +105,8 @@ func TestStep(t *testing.T) {
 		{"qr: expired", qrWaiting, OrderAnswered{"expired"}, at(3 * time.Second), Failed, CodeExpired, []Effect{Commit{Sale: posagent.StateFailed, Note: "order expired"}, Finish{}}},
 		{"qr: canceled at the acquirer", qrWaiting, OrderAnswered{"canceled"}, at(3 * time.Second), Canceled, CodeCanceled, []Effect{Commit{Sale: posagent.StateCanceled, Note: "order canceled at the acquirer"}, Finish{}}},
 		{"qr: poll failed", qrWaiting, QueryFailed{"down"}, at(3 * time.Second), Waiting, "", []Effect{Schedule{at(5 * time.Second)}}},
-		{"qr: timeout", qrWaiting, Tick{}, at(2 * time.Minute), Failed, CodeTimeout, []Effect{Commit{Sale: posagent.StateFailed, Note: "not paid in time"}, Finish{}}},
-		{"qr: canceled", qrWaiting, Cancel{}, at(3 * time.Second), Canceled, CodeCanceled, []Effect{Commit{Sale: posagent.StateCanceled, Note: "canceled by the POS app"}, Finish{}}},
+		{"qr: timeout, the order is closed", qrWaiting, Tick{}, at(2 * time.Minute), Failed, CodeTimeout, []Effect{Commit{Sale: posagent.StateFailed, Note: "not paid in time", Reverse: "order not paid in time"}, Finish{}}},
+		{"qr: canceled, the order is closed", qrWaiting, Cancel{}, at(3 * time.Second), Canceled, CodeCanceled, []Effect{Commit{Sale: posagent.StateCanceled, Note: "canceled by the POS app", Reverse: "order canceled by the POS app"}, Finish{}}},
 		{"qr: a restart polls", qrWaiting, Resumed{}, at(3 * time.Second), Waiting, "", []Effect{PollOrder{}}},
 
 		// over: nothing changes it

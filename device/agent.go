@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/posagent/posagent"
 	"github.com/posagent/posagent/internal/flock"
 	"github.com/posagent/posagent/offline"
 	"github.com/posagent/posagent/sync/uplink"
@@ -73,6 +74,7 @@ type Agent struct {
 	skew      atomic.Int64 // the acquirer's clock minus ours, in nanoseconds (last ping)
 	highWater atomic.Uint64
 	resolving sync.Map // sale id → struct{}: sales a session is resolving
+	refunding sync.Map // refund id → struct{}: refunds being sent now
 	recKick   chan struct{}
 	rebaseMu  sync.Mutex
 	syncKick  chan struct{}
@@ -355,6 +357,16 @@ func (a *Agent) onOutcome(o uplink.Outcome) {
 		} else {
 			p = nil
 		}
+	}
+	if o.Record.Kind == posagent.KindRefund {
+		pid := ""
+		if row, err := a.journal.PaymentBySale(ctx, o.Record.Parent); err == nil {
+			pid = row.ID
+		}
+		rf := refundOf(o.Record, pid, "")
+		a.events.publish("refund", rf)
+		a.log.Info("forwarded refund "+rf.State, "sequence", rf.Sequence, "amount", rf.Amount, "reason", o.Reason)
+		return
 	}
 	if o.Decision != "declined" {
 		return

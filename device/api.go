@@ -42,6 +42,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/payments", a.handleCreate)
 	mux.HandleFunc("GET /v1/payments/{id}", a.handleGet)
 	mux.HandleFunc("POST /v1/payments/{id}/cancel", a.handleCancel)
+	mux.HandleFunc("POST /v1/payments/{id}/refunds", a.handleRefund)
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) { a.events.serveSSE(w, r, a.stopCh) })
 	mux.HandleFunc("POST /v1/receipts", a.handleReceipt)
 	mux.HandleFunc("POST /v1/display", a.handleDisplay)
@@ -198,6 +199,7 @@ func (a *Agent) handleGet(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	a.fillRefunds(r.Context(), p)
 	writeJSON(w, http.StatusOK, p)
 }
 

@@ -93,6 +93,12 @@ type Payment struct {
 	// ResolveBy: while checking or pending_customer, when the agent reverses the
 	// authorization if its outcome is still unknown.
 	ResolveBy *time.Time `json:"resolve_by,omitempty"`
+	// RefundedAmount is what its approved refunds gave back; PendingRefundAmount what
+	// refunds not decided yet (sent, or stored to be forwarded) may give back. Refunds
+	// lists them (GET /v1/payments/{id}).
+	RefundedAmount      int64    `json:"refunded_amount"`
+	PendingRefundAmount int64    `json:"pending_refund_amount,omitempty"`
+	Refunds             []Refund `json:"refunds,omitempty"`
 }
 
 // storedPayment is a payment as the journal keeps it: the API's view and the checkout

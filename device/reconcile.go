@@ -65,6 +65,16 @@ func (a *Agent) reconcile(ctx context.Context) {
 		if _, busy := a.resolving.Load(rec.ID); busy || a.owns(rec.ID) {
 			continue
 		}
+		if rec.Kind == posagent.KindRefund {
+			// A refund left authorizing (a stop mid-request) is forwarded with the next sync:
+			// the acquirer keeps any decision it made under the same key.
+			if _, busy := a.refunding.Load(rec.ID); !busy {
+				if _, err := a.journal.Transition(ctx, rec.ID, posagent.StateStored, "resumed: forwarded with the next sync"); err != nil {
+					a.log.Error("reconcile: refund not stored", "sequence", rec.Sequence, "err", err)
+				}
+			}
+			continue
+		}
 		a.resolveOrphan(ctx, rec)
 	}
 }
@@ -81,6 +91,10 @@ func (a *Agent) sendReversal(ctx context.Context, r offline.Reversal) {
 	rec, err := a.journal.Get(ctx, r.SaleID)
 	if err != nil {
 		a.log.Error("reconcile: reversal of a sale not in the journal", "sale", r.SaleID, "err", err)
+		return
+	}
+	if rec.Method == posagent.MethodMerchantQR {
+		a.closeOrder(ctx, r, rec)
 		return
 	}
 	rctx, cancel := context.WithTimeout(ctx, a.cfg.Acquirer.RequestTimeout.D())
@@ -237,4 +251,55 @@ func (a *Agent) rebase(ctx context.Context) error {
 	a.log.Warn("journal replaced after damage continues the acquirer's chain", "after_sequence", head.Sequence)
 	a.events.publish("journal", map[string]any{"event": "rebased", "after_sequence": head.Sequence})
 	return nil
+}
+
+// closeOrder closes a merchant-presented order canceled at the counter or not paid in
+// time (its reversal). A customer whose payment raced the close is refunded by the
+// acquirer; the terminal reports it: an event, the log and a printed notice.
+func (a *Agent) closeOrder(ctx context.Context, r offline.Reversal, rec offline.Record) {
+	rctx, cancel := context.WithTimeout(ctx, a.cfg.Acquirer.RequestTimeout.D())
+	resp, err := a.client.CloseOrder(rctx, rec.Reference)
+	cancel()
+	if err != nil {
+		a.noteAcquirerError(err)
+		if nerr := a.journal.NoteReversalError(ctx, r.SaleID, err.Error()); nerr != nil {
+			a.log.Error("reconcile: note order close error", "err", nerr)
+		}
+		a.log.Warn("order close not acknowledged yet; retried", "order", rec.Reference, "attempts", r.Attempts+1, "err", err)
+		return
+	}
+	if err := a.journal.AckReversal(ctx, r.SaleID, resp.State); err != nil {
+		a.log.Error("reconcile: acknowledge order close", "order", rec.Reference, "err", err)
+		return
+	}
+	ev := map[string]any{"event": "order_closed", "order_reference": rec.Reference, "sale_id": rec.ID, "sequence": rec.Sequence,
+		"state": resp.State, "refunded": resp.Refunded, "amount": rec.Amount.Minor, "currency": rec.Amount.Currency.Code}
+	if row, err := a.journal.PaymentBySale(ctx, rec.ID); err == nil {
+		ev["payment_id"] = row.ID
+	}
+	if !resp.Refunded {
+		a.log.Info("order closed at the acquirer", "order", rec.Reference, "state", resp.State)
+		a.events.publish("order", ev)
+		return
+	}
+	ev["event"] = "paid_after_cancel_refunded"
+	a.log.Warn("the customer paid the order after it was canceled: the acquirer refunded it", "order", rec.Reference,
+		"amount", rec.Amount.String(), "currency", rec.Amount.Currency.Code)
+	a.events.publish("order", ev)
+	if a.dev.printer == nil {
+		return
+	}
+	notice := &posagent.Receipt{Currency: rec.Amount.Currency.Code, Header: []string{"PAID AFTER CANCEL", "REFUNDED"},
+		Lines: []string{"Order: " + rec.Reference, fmt.Sprintf("Sale no.: %d", rec.Sequence),
+			"The customer paid after the order", "was canceled. The acquirer refunded", "the payment: no goods are owed."},
+		Totals: []posagent.ReceiptLine{{Label: "Refunded", Amount: rec.Amount.Minor}}}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		pctx, cancel := context.WithTimeout(a.hardCtx, time.Minute)
+		defer cancel()
+		if _, err := a.dev.printer.Print(pctx, notice); err != nil {
+			a.log.Warn("refund notice not printed", "order", rec.Reference, "err", err)
+		}
+	}()
 }

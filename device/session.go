@@ -574,6 +574,16 @@ func (a *Agent) savePayment(p *Payment) {
 // is a conflict, as is one already over.
 func (a *Agent) CancelPayment(ctx context.Context, id string) (*Payment, error) {
 	a.mu.Lock()
+	if s := a.cur; s != nil && s.p.ID == id && a.phase == PhaseFinishing {
+		// It has its outcome and is being wrapped up: cancel what it ended as.
+		a.mu.Unlock()
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		a.mu.Lock()
+	}
 	s := a.cur
 	if s == nil || s.p.ID != id {
 		a.mu.Unlock()
@@ -584,7 +594,14 @@ func (a *Agent) CancelPayment(ctx context.Context, id string) (*Payment, error) 
 		if p.State == PaymentCanceled {
 			return p, nil // canceling twice is harmless
 		}
-		return nil, &apiError{409, "not_cancelable", "payment " + id + " is " + string(p.State) + ": only an open payment can be canceled"}
+		if p.State == PaymentStored && p.SaleID != "" {
+			return a.void(ctx, p)
+		}
+		hint := "only an open payment, or one stored offline and not yet sent, can be canceled"
+		if p.State == PaymentApproved || p.State == PaymentUploading {
+			hint = "refund it instead (POST /v1/payments/" + id + "/refunds)"
+		}
+		return nil, &apiError{409, "not_cancelable", "payment " + id + " is " + string(p.State) + ": " + hint}
 	}
 	if s.p.State == PaymentAuthorizing || a.phase == PhaseFinishing {
 		st := s.p.State
@@ -736,4 +753,23 @@ func (a *Agent) savePaymentCore(s *session) {
 		a.log.Error("journal: payment not updated", "payment", s.p.ID, "err", err)
 		a.metrics.journalError()
 	}
+}
+
+// void cancels an offline sale that has not been sent: the record becomes canceled in the
+// journal (it is still uploaded, so the chain has no hole, and the acquirer captures
+// nothing). One already being sent cannot be voided: refund it once it is approved.
+func (a *Agent) void(ctx context.Context, p *Payment) (*Payment, error) {
+	now := a.now().UTC()
+	p.State, p.Error, p.UpdatedAt = PaymentCanceled, &ErrorInfo{Code: "voided", Message: "voided at the counter before it was sent: no money is taken"}, now
+	err := a.journal.Commit(ctx, offline.SaleChange{SaleID: p.SaleID, To: posagent.StateCanceled, Note: "voided at the counter"}, p.row(coreOf(p)))
+	if errors.Is(err, posagent.ErrTransition) {
+		return nil, &apiError{409, "not_cancelable", "payment " + p.ID + " is already being sent to the acquirer: refund it once it is approved"}
+	} else if err != nil {
+		e := journalError(err)
+		return nil, &apiError{503, e.Code, "cannot void the payment: " + e.Message}
+	}
+	a.log.Info("offline sale voided", "payment", p.ID, "sequence", p.Sequence, "amount", p.amount().String())
+	a.metrics.sale("voided", true)
+	a.publishPayment(p)
+	return p, nil
 }

@@ -126,8 +126,10 @@ func (j *Journal) Commit(ctx context.Context, c SaleChange, pay *PaymentRow) err
 				return fmt.Errorf("sale %d: %w", r.Sequence, err)
 			}
 			if c.To == posagent.StateStored {
-				if err := j.checkOffline(ctx, tx, r.Method, r.Amount); err != nil {
-					return err
+				if r.Kind != posagent.KindRefund {
+					if err := j.checkOffline(ctx, tx, r.Method, r.Amount); err != nil {
+						return err
+					}
 				}
 				r.Offline = true
 			}

@@ -375,8 +375,11 @@ func (j *Journal) Transition(ctx context.Context, id string, to posagent.State, 
 		return Record{}, fmt.Errorf("sale %d: %w", r.Sequence, err)
 	}
 	if to == posagent.StateStored {
-		if err := j.checkOffline(ctx, tx, r.Method, r.Amount); err != nil {
-			return Record{}, err
+		// A refund is forwarded later whatever the policy: it gives money back.
+		if r.Kind != posagent.KindRefund {
+			if err := j.checkOffline(ctx, tx, r.Method, r.Amount); err != nil {
+				return Record{}, err
+			}
 		}
 		r.Offline = true
 	}
