@@ -48,6 +48,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/display", a.handleDisplay)
 	mux.HandleFunc("POST /v1/drawer/open", a.handleDrawer)
 	mux.HandleFunc("GET /v1/status", a.handleStatus)
+	a.reportRoutes(mux) // GET /v1/reports/current, POST /v1/reports/close (report.go)
 	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
