@@ -76,7 +76,9 @@ func TestAgent_ShiftReport(t *testing.T) {
 			t.Errorf("printed Z report lacks %q:\n%s", want, job.Text)
 		}
 	}
-	ev.next(t, "report", func(m map[string]any) bool { return m["kind"] == "Z" && m["number"] == float64(1) && m["printed"] == true })
+	ev.next(t, "report", func(m map[string]any) bool {
+		return m["kind"] == "Z" && m["number"] == float64(1) && m["printed"] == true
+	})
 
 	t.Run("retried close", func(t *testing.T) {
 		var again Report
