@@ -405,6 +405,10 @@ func testServerOrderClose(t *testing.T, e *env) {
 	if o := poll("R1"); o.State != "closed" {
 		t.Fatalf("R1 paid after its close: %+v", o)
 	}
+	// A payment that read the order pending just before the close cannot pay it after.
+	if err := e.store.SetOrder(t.Context(), "R1", "paid", "unionpay", time.Now()); !errors.Is(err, ErrConflict) {
+		t.Fatalf("paying a closed order: %v, want ErrConflict", err)
+	}
 	if st, _ := closeOrder("T2", "R1"); st != http.StatusNotFound {
 		t.Fatalf("another terminal's close: %d, want 404", st)
 	}
