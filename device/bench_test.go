@@ -266,3 +266,38 @@ log: {level: error}
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// BenchmarkRefund_RoundTrip is a refund's round trip online, as the POS app sees it:
+// POST /v1/payments/{id}/refunds to its answer (journal append in the sales' chain, the
+// acquirer's POST /v1/refunds over loopback HTTP, the journal's transition). The sale it
+// refunds is made untimed; a sale's own figure is BenchmarkCheckout_ScanToApproved's.
+func BenchmarkRefund_RoundTrip(b *testing.B) {
+	e := newEnv(b, func(c *Config) {
+		c.Checkout.MerchantCopy, c.Checkout.CustomerCopy = false, false
+		c.Devices.Printer.Port = ""
+	})
+	var refunds []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		amount := int64(1000 + (i%100)*100)
+		p := e.create(amount, fmt.Sprintf("bench-rf-sale-%d", i), ModeScan)
+		e.scan(wechatCode)
+		got := e.wait(p.ID, done)
+		if got.State != PaymentApproved {
+			b.Fatalf("sale %d: %+v", i, got)
+		}
+		e.waitPhase(PhaseIdle)
+		b.StartTimer()
+		t1 := time.Now()
+		var rf Refund
+		if code := e.do("POST", "/v1/payments/"+p.ID+"/refunds", RefundRequest{Amount: 100, IdempotencyKey: fmt.Sprintf("bench-rf-%d", i)}, &rf); code != 201 || rf.State != "approved" {
+			b.Fatalf("refund %d: %d %+v", i, code, rf)
+		}
+		refunds = append(refunds, time.Since(t1))
+	}
+	b.StopTimer()
+	b.ReportMetric(ms(percentile(refunds, 50)), "refund-p50-ms")
+	b.ReportMetric(ms(percentile(refunds, 99)), "refund-p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
