@@ -194,6 +194,8 @@ func (a *Agent) report(ctx context.Context, s offline.Shift) *Report {
 	}
 	var acq *wire.Totals
 	switch {
+	case !s.To.After(s.From):
+		rep.Acquirer.Reason = "the period is empty: nothing to compare"
 	case !a.online.Load():
 		rep.Acquirer.Reason = "the acquirer is unreachable: the totals could not be compared"
 	default:
