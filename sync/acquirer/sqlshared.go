@@ -418,28 +418,29 @@ func onlineOutcome(ctx context.Context, tx execer, d dialect, terminal, key stri
 // ledgerQuery lists every sale the acquirer knows, ordered by terminal and sequence: the
 // online authorizations (their state resolved at the query's time, without writing) and
 // the uploaded records that have none, each with its result in the feed and, for a
-// merchant-presented sale, its order. Parameters: now (Unix ms), then the terminal eight
-// times ("" for all).
+// merchant-presented sale, its order. Parameters: now (Unix ms), then the terminal twice
+// per part ("" for all).
 //
-// Refund records are not sales: they are left out, and each sale carries the sum of its
-// approved refunds (refunds table).
+// Refund records are not sales: ledgerRows leaves them out, and each sale carries the sum
+// of its approved refunds (refunds table).
 func ledgerQuery(d dialect) string {
-	refunded := `LEFT JOIN (SELECT terminal, sale_id, CAST(SUM(amount) AS BIGINT) AS amount FROM refunds WHERE decision = 'approved'
-		AND (? = '' OR terminal = ?) GROUP BY terminal, sale_id) f`
+	// The sum of a sale's approved refunds: a point look-up on refunds_sale per sale.
+	refunded := func(terminal, sale string) string {
+		return `(SELECT CAST(COALESCE(SUM(f.amount), 0) AS BIGINT) FROM refunds f WHERE f.terminal = ` + terminal + ` AND f.sale_id = ` + sale + `
+			AND f.decision = 'approved')`
+	}
 	return d.q(`SELECT 'a', a.terminal, a.sequence, a.sale_id, a.idempotency_key, a.amount, a.currency,
 		CASE WHEN a.state = 'pending_customer' AND a.final_state <> '' AND a.pending_until <= ? THEN a.final_state ELSE a.state END,
-		'', '', '', COALESCE(f.amount, 0), a.captured_at, a.method, a.scheme
-	FROM authorizations a ` + refunded + ` ON f.terminal = a.terminal AND f.sale_id = a.sale_id
+		'', '', '', ` + refunded("a.terminal", "a.sale_id") + `, a.captured_at, a.method, a.scheme
+	FROM authorizations a
 	WHERE (? = '' OR a.terminal = ?)
 	UNION ALL
 	SELECT 'r', r.terminal, r.sequence, r.id, r.idempotency_key, 0, '', '', r.body, COALESCE(res.body, ''), COALESCE(o.body, ''),
-		COALESCE(f.amount, 0), 0, '', ''
+		` + refunded("r.terminal", "r.id") + `, 0, '', ''
 	FROM records r
 	LEFT JOIN results res ON res.terminal = r.terminal AND ` + d.jsonField("res.body", "id") + ` = ` + d.plain("r.id") + `
 	LEFT JOIN orders o ON o.reference = ` + d.jsonField("r.body", "reference") + ` AND o.terminal = r.terminal
-	` + refunded + ` ON f.terminal = r.terminal AND f.sale_id = r.id
 	WHERE (? = '' OR r.terminal = ?)
-		AND COALESCE(` + d.jsonField("r.body", "kind") + `, '') <> 'refund'
 		AND NOT EXISTS (SELECT 1 FROM authorizations a WHERE a.terminal = r.terminal AND a.idempotency_key = r.idempotency_key)
 	ORDER BY 2, 3`)
 }
@@ -450,6 +451,7 @@ type saleRow struct {
 	wire.LedgerEntry
 	capturedAt     time.Time
 	method, scheme string
+	refund         bool // a refund record: not a sale
 }
 
 // ledger is Store.Ledger for both stores: it streams the rows of ledgerQuery to fn.
@@ -461,7 +463,7 @@ func ledger(ctx context.Context, db *sql.DB, d dialect, now time.Time, terminal 
 // approved refunds; an order the acquirer refunded on its close (state refunded) is
 // refunded in full; captured is the amount less refunded when approved, else 0.
 func ledgerRows(ctx context.Context, db *sql.DB, d dialect, now time.Time, terminal string, fn func(saleRow) error) error {
-	rows, err := db.QueryContext(ctx, ledgerQuery(d), now.UnixMilli(), terminal, terminal, terminal, terminal, terminal, terminal, terminal, terminal)
+	rows, err := db.QueryContext(ctx, ledgerQuery(d), now.UnixMilli(), terminal, terminal, terminal, terminal)
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
@@ -483,6 +485,9 @@ func ledgerRows(ctx context.Context, db *sql.DB, d dialect, now time.Time, termi
 			}
 		} else if err := recordEntry(&r, body, result, order); err != nil {
 			return fmt.Errorf("ledger: record %s of %s: %w", e.SaleID, e.Terminal, err)
+		}
+		if r.refund {
+			continue
 		}
 		switch e.State {
 		case string(wire.Approved):
@@ -509,7 +514,7 @@ func recordEntry(row *saleRow, body, result, order string) error {
 		return err
 	}
 	e.Amount, e.Currency, e.Source = rec.Amount, rec.Currency, "offline"
-	row.capturedAt, row.method, row.scheme = rec.CapturedAt.UTC(), rec.Method, rec.Scheme
+	row.capturedAt, row.method, row.scheme, row.refund = rec.CapturedAt.UTC(), rec.Method, rec.Scheme, isRefund(rec)
 	switch {
 	case rec.Method == string(posagent.MethodMerchantQR) && order != "":
 		var o wire.Order
