@@ -32,6 +32,7 @@ func TestAgent_ShiftReport(t *testing.T) {
 		{4551, wechatCode, PaymentDeclined}, // ends in 51: the acquirer declines it
 	}
 	var approved int64
+	var first *Payment
 	for i, s := range sales {
 		p := e.create(s.amount, fmt.Sprint("k-shift-", i), ModeScan)
 		e.scan(s.code)
@@ -41,6 +42,13 @@ func TestAgent_ShiftReport(t *testing.T) {
 		if s.want == PaymentApproved {
 			approved += s.amount
 		}
+		if first == nil {
+			first = p
+		}
+	}
+	var rf Refund
+	if code := e.do("POST", "/v1/payments/"+first.ID+"/refunds", RefundRequest{Amount: 250, IdempotencyKey: "rf-shift"}, &rf); code != 201 || rf.State != "approved" {
+		t.Fatalf("refund: %d %+v", code, rf)
 	}
 
 	var x Report
@@ -48,11 +56,13 @@ func TestAgent_ShiftReport(t *testing.T) {
 		t.Fatalf("X report: status %d", code)
 	}
 	cny := x.Totals.Currency("CNY")
-	if got, want := fmt.Sprintf("%s %d %d/%d %d/%d %d", x.Kind, x.Number, cny.Approved.Count, cny.Approved.Amount,
-		cny.Sales[posagent.StateDeclined].Count, cny.Sales[posagent.StateDeclined].Amount, cny.Net), fmt.Sprintf("X 1 3/%d 1/4551 %d", approved, approved); got != want {
+	if got, want := fmt.Sprintf("%s %d %d/%d %d/%d %d/%d %d", x.Kind, x.Number, cny.Approved.Count, cny.Approved.Amount,
+		cny.Sales[posagent.StateDeclined].Count, cny.Sales[posagent.StateDeclined].Amount, cny.RefundsApproved.Count, cny.RefundsApproved.Amount, cny.Net),
+		fmt.Sprintf("X 1 3/%d 1/4551 1/250 %d", approved, approved-250); got != want {
 		t.Errorf("X report = %q, want %q", got, want)
 	}
-	if !x.Acquirer.Compared || x.Acquirer.Totals == nil || x.Acquirer.Totals.ByState["approved"].Amount["CNY"] != approved {
+	if !x.Acquirer.Compared || x.Acquirer.Totals == nil || x.Acquirer.Totals.ByState["approved"].Amount["CNY"] != approved ||
+		x.Acquirer.Totals.Refunds.Amount["CNY"] != 250 || x.Acquirer.Totals.Captured["CNY"] != cny.Net {
 		t.Errorf("X report's acquirer side %+v", x.Acquirer)
 	}
 	if len(x.Differences) != 0 {
@@ -71,7 +81,8 @@ func TestAgent_ShiftReport(t *testing.T) {
 		t.Errorf("Z totals differ from the X report's:\n got %+v\nwant %+v", got, want)
 	}
 	job := e.waitPrinted("Z REPORT")
-	for _, want := range []string{"Z REPORT No. 1", "Sales approved (3)", offline.FormatAmount(approved, mustCurrency("CNY")), "Net CNY", "Acquirer: totals agree."} {
+	for _, want := range []string{"Z REPORT No. 1", "Sales approved (3)", offline.FormatAmount(approved, mustCurrency("CNY")), "Refunds (1)", "-2.50", "Net CNY",
+		offline.FormatAmount(approved-250, mustCurrency("CNY")), "Acquirer: totals agree."} {
 		if !strings.Contains(job.Text, want) {
 			t.Errorf("printed Z report lacks %q:\n%s", want, job.Text)
 		}
