@@ -28,14 +28,17 @@ import (
 
 // Report is a shift report as the local API shows it.
 type Report struct {
-	Kind     string              `json:"kind"` // "X" or "Z"
-	Number   int64               `json:"number"`
-	Terminal string              `json:"terminal"`
-	From     time.Time           `json:"from"`
-	To       time.Time           `json:"to"`
-	ClosedAt *time.Time          `json:"closed_at,omitempty"`
-	Totals   offline.ShiftTotals `json:"totals"`
-	Acquirer AcquirerComparison  `json:"acquirer"`
+	Kind     string     `json:"kind"` // "X" or "Z"
+	Number   int64      `json:"number"`
+	Terminal string     `json:"terminal"`
+	From     time.Time  `json:"from"`
+	To       time.Time  `json:"to"`
+	ClosedAt *time.Time `json:"closed_at,omitempty"`
+	// The shift's records: journal sequences after AfterSequence up to LastSequence.
+	AfterSequence uint64              `json:"after_sequence"`
+	LastSequence  uint64              `json:"last_sequence"`
+	Totals        offline.ShiftTotals `json:"totals"`
+	Acquirer      AcquirerComparison  `json:"acquirer"`
 	// Differences are what the counter and the acquirer do not (yet) agree on, record by
 	// record where the journal knows the record, and by currency for the rest.
 	Differences []Difference `json:"differences"`
@@ -187,7 +190,8 @@ func (a *Agent) CloseShift(ctx context.Context, key string) (*Report, error) {
 
 // report compares the shift with the acquirer's totals, when the acquirer answers.
 func (a *Agent) report(ctx context.Context, s offline.Shift) *Report {
-	rep := &Report{Kind: "X", Number: s.Number, Terminal: a.cfg.Terminal, From: s.From, To: s.To, Totals: s.Totals}
+	rep := &Report{Kind: "X", Number: s.Number, Terminal: a.cfg.Terminal, From: s.From, To: s.To, AfterSequence: s.AfterSequence,
+		LastSequence: s.LastSequence, Totals: s.Totals}
 	if s.Closed() {
 		at := s.ClosedAt
 		rep.Kind, rep.ClosedAt = "Z", &at

@@ -74,7 +74,8 @@ func TestAgent_ShiftReport(t *testing.T) {
 	if code := e.do("POST", "/v1/reports/close", CloseRequest{IdempotencyKey: "z-1"}, &z); code != 201 {
 		t.Fatalf("close: status %d", code)
 	}
-	if z.Kind != "Z" || z.Number != 1 || z.ClosedAt == nil || !z.From.Equal(x.From) || z.Print == nil || !z.Print.Printed {
+	if z.Kind != "Z" || z.Number != 1 || z.ClosedAt == nil || !z.From.Equal(x.From) || z.Print == nil || !z.Print.Printed ||
+		z.AfterSequence != 0 || z.LastSequence != 5 { // four sales and the refund
 		t.Errorf("Z report %+v (print %+v)", z, z.Print)
 	}
 	if got, want := z.Totals.Currency("CNY"), cny; !reflect.DeepEqual(got, want) {

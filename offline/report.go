@@ -17,8 +17,12 @@ import (
 // where the next one starts, and it is stored with its totals in the journal (table shifts)
 // so that it survives the purge of the records it counts.
 //
-// A record belongs to the shift in which it was captured (captured_at), whatever happens to
-// it later: a sale stored offline in shift 4 and declined after upload in shift 5 is counted
+// A shift is a range of the journal's sequence: Z n holds the records appended after Z n-1
+// up to the close, so every record is in exactly one Z report, even one whose capture time
+// was taken just before a close that committed first (its sale was waiting for the write
+// lock). Its period [From, To) is the time between the closes, which the acquirer's totals
+// are asked for; the records are those captured in it but for such stragglers. A record
+// belongs to the shift in which it was journaled, whatever happens to it later: a sale stored offline in shift 4 and declined after upload in shift 5 is counted
 // in shift 4, as pending offline in Z 4 (closed before the answer came) and as declined
 // after upload in an X report of shift 4's period taken later. A Z report is a snapshot:
 // it is not rewritten.
@@ -122,15 +126,28 @@ func (t *ShiftTotals) Currency(code string) CurrencyTotals {
 // than it is reported), and, when the period has unsettled records, one for them through
 // the index on state (they are few).
 func (j *Journal) Totals(ctx context.Context, from, to time.Time) (ShiftTotals, error) {
-	t, err := totals(ctx, j.r, from, to)
+	from, to = from.UTC().Truncate(time.Millisecond), to.UTC().Truncate(time.Millisecond)
+	// +captured_at: no index on it; the notices are found through the index on state.
+	t, err := totals(ctx, j.r, from, to, span{"+captured_at >= ? AND +captured_at < ?", []any{from.UnixMilli(), to.UnixMilli()}})
 	return t, classify("shift totals", err)
 }
 
-func totals(ctx context.Context, q querier, from, to time.Time) (ShiftTotals, error) {
-	from, to = from.UTC().Truncate(time.Millisecond), to.UTC().Truncate(time.Millisecond)
+// span is the records a report counts: a SQL condition on sales and its arguments.
+type span struct {
+	where string
+	args  []any
+}
+
+// shiftSpan is the records of a shift: the sequences after the last close up to head (a
+// range of the rowid: a shift's totals read only its own records).
+func shiftSpan(after, head uint64) span {
+	return span{"seq > ? AND seq <= ?", []any{after, head}}
+}
+
+func totals(ctx context.Context, q querier, from, to time.Time, sp span) (ShiftTotals, error) {
 	t := ShiftTotals{From: from, To: to, Currencies: []CurrencyTotals{}, Notices: []Notice{}}
 	rows, err := q.QueryContext(ctx, `SELECT currency, kind, state, offline, method, scheme, COUNT(*), SUM(amount) FROM sales
-		WHERE captured_at >= ? AND captured_at < ? GROUP BY currency, kind, state, offline, method, scheme`, from.UnixMilli(), to.UnixMilli())
+		WHERE `+sp.where+` GROUP BY currency, kind, state, offline, method, scheme`, sp.args...)
 	if err != nil {
 		return t, err
 	}
@@ -168,7 +185,7 @@ func totals(ctx context.Context, q querier, from, to time.Time) (ShiftTotals, er
 	if unsettled == 0 {
 		return t, nil
 	}
-	if t.Notices, err = notices(ctx, q, from, to); err != nil {
+	if t.Notices, err = notices(ctx, q, sp); err != nil {
 		return t, err
 	}
 	t.NoticesMore = unsettled - len(t.Notices)
@@ -219,11 +236,10 @@ func (c *CurrencyTotals) add(kind posagent.Kind, state posagent.State, off bool,
 
 // notices returns the first maxNotices records of [from, to) that are not settled (see
 // ShiftTotals.Notices).
-func notices(ctx context.Context, q querier, from, to time.Time) ([]Notice, error) {
-	// +captured_at: the index on state, not the period's, finds them (they are few).
+func notices(ctx context.Context, q querier, sp span) ([]Notice, error) {
 	rows, err := q.QueryContext(ctx, `SELECT seq, id, kind, parent, state, offline, amount, currency, reference, captured_at, last_error
-		FROM sales WHERE +captured_at >= ? AND +captured_at < ? AND state IN ('authorizing', 'stored', 'uploading', 'declined')
-		AND (state != 'declined' OR (offline = 1 AND kind = 'sale')) ORDER BY seq LIMIT ?`, from.UnixMilli(), to.UnixMilli(), maxNotices)
+		FROM sales WHERE `+sp.where+` AND state IN ('authorizing', 'stored', 'uploading', 'declined')
+		AND (state != 'declined' OR (offline = 1 AND kind = 'sale')) ORDER BY seq LIMIT ?`, append(sp.args, maxNotices)...)
 	if err != nil {
 		return nil, err
 	}
@@ -246,9 +262,12 @@ func notices(ctx context.Context, q querier, from, to time.Time) ([]Notice, erro
 // Shift is a shift report: a closed shift (a Z report, Number from 1, ClosedAt set) or the
 // current one (an X report: Number is the number it will get, ClosedAt is zero).
 type Shift struct {
-	Number         int64       `json:"number"`
-	From           time.Time   `json:"from"`
-	To             time.Time   `json:"to"`
+	Number int64     `json:"number"`
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	// The shift's records are the sequences after AfterSequence up to LastSequence.
+	AfterSequence  uint64      `json:"after_sequence"`
+	LastSequence   uint64      `json:"last_sequence"`
 	ClosedAt       time.Time   `json:"closed_at,omitzero"`
 	IdempotencyKey string      `json:"idempotency_key,omitempty"`
 	Totals         ShiftTotals `json:"totals"`
@@ -260,8 +279,9 @@ func (s *Shift) Closed() bool { return !s.ClosedAt.IsZero() }
 // errShiftKey: an idempotency key given to CloseShift is longer than 128 bytes or not text.
 var errShiftKey = posagent.Invalidf("idempotency key must be 1-128 bytes of text")
 
-// CurrentShift returns the X report: the totals of the records captured since the last
-// close (since the first record when no shift was closed yet) up to now.
+// CurrentShift returns the X report: the totals of the records journaled since the last
+// close (all of them when no shift was closed yet), for the period from the last close (or
+// the first record's capture) up to now.
 func (j *Journal) CurrentShift(ctx context.Context, now time.Time) (Shift, error) {
 	s, err := current(ctx, j.r, now)
 	return s, classify("current shift", err)
@@ -270,10 +290,13 @@ func (j *Journal) CurrentShift(ctx context.Context, now time.Time) (Shift, error
 // current is the shift that a close at now would make.
 func current(ctx context.Context, q querier, now time.Time) (Shift, error) {
 	now = now.UTC().Truncate(time.Millisecond)
-	var last sql.NullInt64
-	var lastTo sql.NullInt64
-	if err := q.QueryRowContext(ctx, `SELECT number, to_ms FROM shifts ORDER BY number DESC LIMIT 1`).Scan(&last, &lastTo); err != nil &&
+	var last, lastTo sql.NullInt64
+	var after, head uint64
+	if err := q.QueryRowContext(ctx, `SELECT number, to_ms, last_seq FROM shifts ORDER BY number DESC LIMIT 1`).Scan(&last, &lastTo, &after); err != nil &&
 		!errors.Is(err, sql.ErrNoRows) {
+		return Shift{}, err
+	}
+	if err := q.QueryRowContext(ctx, `SELECT value FROM counter WHERE name = 'sequence'`).Scan(&head); err != nil {
 		return Shift{}, err
 	}
 	from := now
@@ -281,7 +304,7 @@ func current(ctx context.Context, q querier, now time.Time) (Shift, error) {
 		from = time.UnixMilli(lastTo.Int64).UTC()
 	} else {
 		var first sql.NullInt64
-		if err := q.QueryRowContext(ctx, `SELECT MIN(captured_at) FROM sales`).Scan(&first); err != nil {
+		if err := q.QueryRowContext(ctx, `SELECT MIN(captured_at) FROM sales WHERE seq <= ?`, head).Scan(&first); err != nil {
 			return Shift{}, err
 		}
 		if first.Valid && first.Int64 < from.UnixMilli() {
@@ -293,11 +316,13 @@ func current(ctx context.Context, q querier, now time.Time) (Shift, error) {
 	if to.Before(from) {
 		to = from
 	}
-	t, err := totals(ctx, q, from, to)
+	// A journal rebased onto the acquirer's chain may start above the last close.
+	head = max(head, after)
+	t, err := totals(ctx, q, from, to, shiftSpan(after, head))
 	if err != nil {
 		return Shift{}, err
 	}
-	return Shift{Number: last.Int64 + 1, From: from, To: to, Totals: t}, nil
+	return Shift{Number: last.Int64 + 1, From: from, To: to, AfterSequence: after, LastSequence: head, Totals: t}, nil
 }
 
 // CloseShift makes a Z report: the current shift up to now, numbered, stored with its
@@ -335,8 +360,9 @@ func (j *Journal) CloseShift(ctx context.Context, now time.Time, key string) (s 
 	if key != "" {
 		nkey = key
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO shifts (number, idempotency_key, from_ms, to_ms, closed_at, totals) VALUES (?, ?, ?, ?, ?, ?)`,
-		s.Number, nkey, s.From.UnixMilli(), s.To.UnixMilli(), s.ClosedAt.UnixMilli(), string(data)); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO shifts (number, idempotency_key, from_ms, to_ms, after_seq, last_seq, closed_at, totals)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, s.Number, nkey, s.From.UnixMilli(), s.To.UnixMilli(), s.AfterSequence, s.LastSequence,
+		s.ClosedAt.UnixMilli(), string(data)); err != nil {
 		return Shift{}, false, classify("close shift", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -345,13 +371,13 @@ func (j *Journal) CloseShift(ctx context.Context, now time.Time, key string) (s 
 	return s, true, nil
 }
 
-const selectShift = `SELECT number, COALESCE(idempotency_key, ''), from_ms, to_ms, closed_at, totals FROM shifts`
+const selectShift = `SELECT number, COALESCE(idempotency_key, ''), from_ms, to_ms, after_seq, last_seq, closed_at, totals FROM shifts`
 
 func scanShift(r scanner) (Shift, error) {
 	var s Shift
 	var from, to, closed int64
 	var data string
-	if err := r.Scan(&s.Number, &s.IdempotencyKey, &from, &to, &closed, &data); err != nil {
+	if err := r.Scan(&s.Number, &s.IdempotencyKey, &from, &to, &s.AfterSequence, &s.LastSequence, &closed, &data); err != nil {
 		return Shift{}, err
 	}
 	s.From, s.To, s.ClosedAt = time.UnixMilli(from).UTC(), time.UnixMilli(to).UTC(), time.UnixMilli(closed).UTC()
