@@ -390,22 +390,26 @@ func (a *Agent) row(s *session) *offline.PaymentRow {
 // the caller holds a.mu. A state that the core commits is applied once it is journaled,
 // so the POS app never sees an outcome the journal does not have.
 func (a *Agent) applyCore(s *session) {
-	m := s.m
-	if !s.background && a.phase == PhaseWaitingScan && m.State != checkout.Waiting && m.State.Open() {
+	if !s.background && a.cur == s && a.phase == PhaseWaitingScan && s.m.State != checkout.Waiting && s.m.State.Open() {
 		a.setPhase(PhaseAuthorizing)
 	}
-	if s.p.State != m.State {
-		s.p.UpdatedAt = a.now().UTC()
+	applyCoreTo(s.p, s.m, a.now())
+}
+
+// applyCoreTo shows the core's state m in the payment p; the caller holds a.mu.
+func applyCoreTo(p *Payment, m checkout.Payment, now time.Time) {
+	if p.State != m.State {
+		p.UpdatedAt = now.UTC()
 	}
-	s.p.State, s.p.Error = m.State, m.Error
-	s.p.ResolveBy = nil
+	p.State, p.Error = m.State, m.Error
+	p.ResolveBy = nil
 	if m.State == checkout.Checking || m.State == checkout.PendingCustomer {
 		t := m.ResolveBy.UTC()
-		s.p.ResolveBy = &t
+		p.ResolveBy = &t
 	}
-	if !m.State.Open() && s.p.CompletedAt == nil {
-		now := a.now().UTC()
-		s.p.CompletedAt = &now
+	if !m.State.Open() && p.CompletedAt == nil {
+		t := now.UTC()
+		p.CompletedAt = &t
 	}
 }
 
@@ -415,11 +419,8 @@ func (a *Agent) applyCore(s *session) {
 func (a *Agent) commit(s *session, c checkout.Commit) {
 	a.mu.Lock()
 	cp := *s.p
-	saved := s.p
-	s.p = &cp
-	a.applyCore(s) // on the copy: the row to write
+	applyCoreTo(&cp, s.m, a.now()) // on a copy: the row to write; the API sees it once journaled
 	row := cp.row(s.m)
-	s.p = saved
 	a.mu.Unlock()
 	p := s.p
 	ch := offline.SaleChange{SaleID: p.SaleID, To: c.Sale, Note: c.Note, Reverse: c.Reverse}
