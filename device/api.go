@@ -124,6 +124,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
+// headerKey takes the Idempotency-Key header into the body's key (they may not differ);
+// false means it answered 422.
+func headerKey(w http.ResponseWriter, r *http.Request, key *string) bool {
+	k := r.Header.Get("Idempotency-Key")
+	if k == "" {
+		return true
+	}
+	if *key != "" && *key != k {
+		writeError(w, 422, "invalid", "the Idempotency-Key header and idempotency_key differ")
+		return false
+	}
+	*key = k
+	return true
+}
+
 // writeErr maps an error to its status.
 func writeErr(w http.ResponseWriter, err error) {
 	var ae *apiError
@@ -175,12 +190,8 @@ func (a *Agent) handleCreate(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	if k := r.Header.Get("Idempotency-Key"); k != "" {
-		if req.IdempotencyKey != "" && req.IdempotencyKey != k {
-			writeError(w, 422, "invalid", "the Idempotency-Key header and idempotency_key differ")
-			return
-		}
-		req.IdempotencyKey = k
+	if !headerKey(w, r, &req.IdempotencyKey) {
+		return
 	}
 	p, replay, err := a.CreatePayment(r.Context(), req)
 	if err != nil {

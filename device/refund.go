@@ -248,12 +248,8 @@ func (a *Agent) handleRefund(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	if k := r.Header.Get("Idempotency-Key"); k != "" {
-		if req.IdempotencyKey != "" && req.IdempotencyKey != k {
-			writeError(w, 422, "invalid", "the Idempotency-Key header and idempotency_key differ")
-			return
-		}
-		req.IdempotencyKey = k
+	if !headerKey(w, r, &req.IdempotencyKey) {
+		return
 	}
 	rf, replay, err := a.CreateRefund(r.Context(), r.PathValue("id"), req)
 	if err != nil {

@@ -119,12 +119,8 @@ func (a *Agent) handleReportClose(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if k := r.Header.Get("Idempotency-Key"); k != "" {
-		if req.IdempotencyKey != "" && req.IdempotencyKey != k {
-			writeError(w, 422, "invalid", "the Idempotency-Key header and idempotency_key differ")
-			return
-		}
-		req.IdempotencyKey = k
+	if !headerKey(w, r, &req.IdempotencyKey) {
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
 	defer cancel()

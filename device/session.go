@@ -313,17 +313,13 @@ func (a *Agent) perform(s *session, eff checkout.Effect, timer *time.Timer) (nex
 		return a.authorize(s)
 
 	case checkout.Query:
-		qctx, cancel := context.WithTimeout(a.hardCtx, a.cfg.Acquirer.RequestTimeout.D())
-		st, err := a.authClient.AuthorizationStatus(qctx, p.SaleID)
-		cancel()
-		if err != nil {
-			if a.hardCtx.Err() != nil {
-				return nil, true
-			}
-			a.noteAcquirerError(err)
-			return checkout.QueryFailed{Message: err.Error()}, false
+		var st wire.AuthorizationStatus
+		if next, stop := a.ask(func(ctx context.Context) (err error) {
+			st, err = a.authClient.AuthorizationStatus(ctx, p.SaleID)
+			return err
+		}); next != nil || stop {
+			return next, stop
 		}
-		a.setOnline(true, nil)
 		if st.AuthCode != "" {
 			a.update(func() { p.AuthCode = st.AuthCode })
 		}
@@ -340,17 +336,13 @@ func (a *Agent) perform(s *session, eff checkout.Effect, timer *time.Timer) (nex
 		return checkout.StoredOffline{}, false
 
 	case checkout.PollOrder:
-		octx, cancel := context.WithTimeout(a.hardCtx, a.cfg.Acquirer.RequestTimeout.D())
-		o, err := a.client.Order(octx, p.OrderReference)
-		cancel()
-		if err != nil {
-			if a.hardCtx.Err() != nil {
-				return nil, true
-			}
-			a.noteAcquirerError(err)
-			return checkout.QueryFailed{Message: err.Error()}, false
+		var o wire.Order
+		if next, stop := a.ask(func(ctx context.Context) (err error) {
+			o, err = a.client.Order(ctx, p.OrderReference)
+			return err
+		}); next != nil || stop {
+			return next, stop
 		}
-		a.setOnline(true, nil)
 		if o.State == "paid" && o.Scheme != "" {
 			a.update(func() { p.Scheme = o.Scheme })
 		}
@@ -376,6 +368,24 @@ func (a *Agent) perform(s *session, eff checkout.Effect, timer *time.Timer) (nex
 	case checkout.Finish:
 		a.finish(s)
 	}
+	return nil, false
+}
+
+// ask makes one status request of the acquirer for the core (a query, an order poll),
+// bounded by the request timeout: a failure is QueryFailed, a shutdown in the middle
+// stops the session; nil, false means it answered.
+func (a *Agent) ask(call func(context.Context) error) (next checkout.Event, stop bool) {
+	ctx, cancel := context.WithTimeout(a.hardCtx, a.cfg.Acquirer.RequestTimeout.D())
+	err := call(ctx)
+	cancel()
+	if err != nil {
+		if a.hardCtx.Err() != nil {
+			return nil, true
+		}
+		a.noteAcquirerError(err)
+		return checkout.QueryFailed{Message: err.Error()}, false
+	}
+	a.setOnline(true, nil)
 	return nil, false
 }
 
