@@ -230,7 +230,7 @@ func (a *Applier) rollBack(ctx context.Context, s State, reason string, since ti
 }
 
 // waitHealthy checks the agent until it is version and healthy, or the deadline passes; the
-// error is the last check's.
+// error is the last complete check's.
 func (a *Applier) waitHealthy(ctx context.Context, version string) error {
 	ctx, cancel := context.WithTimeout(ctx, a.Deadline)
 	defer cancel()
@@ -240,14 +240,18 @@ func (a *Applier) waitHealthy(ctx context.Context, version string) error {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var last error
 	for {
 		err := a.Health(ctx, version)
 		if err == nil {
 			return nil
 		}
+		if ctx.Err() == nil || last == nil {
+			last = err // not the check the deadline cut short: that one says only "deadline"
+		}
 		select {
 		case <-ctx.Done():
-			return err
+			return last
 		case <-t.C:
 		}
 	}

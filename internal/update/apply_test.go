@@ -1,0 +1,380 @@
+package update
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The end-to-end tests install copies of this test binary as "posagent" versions. Started
+// with fakeAgentEnv set, the binary acts as the agent: it reads its behaviour and version
+// from a trailer appended to its own executable file (so a bad version is a bad binary, not
+// a flag) and serves /v1/status on the address in fakeAddrEnv, or exits at once, or hangs.
+const (
+	fakeAgentEnv = "POSAGENT_UPDATE_TEST_AGENT"
+	fakeAddrEnv  = "POSAGENT_UPDATE_TEST_ADDR"
+	fakeToken    = "test-token"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(fakeAgentEnv) == "1" {
+		fakeAgent()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+var trailerRE = regexp.MustCompile(`#FAKE-AGENT mode=(\w+) version=(\S+)\n$`)
+
+func fakeAgent() {
+	exe, err := os.Executable()
+	if err != nil {
+		os.Exit(2)
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		os.Exit(2)
+	}
+	tail := b[max(0, len(b)-200):]
+	m := trailerRE.FindSubmatch(tail)
+	if m == nil {
+		fmt.Fprintln(os.Stderr, "fake agent: no trailer")
+		os.Exit(2)
+	}
+	mode, version := string(m[1]), string(m[2])
+	switch mode {
+	case "exit":
+		os.Exit(3)
+	case "hang":
+		select {}
+	}
+	journal := map[string]any{"records": 12, "unacked": 3}
+	if mode == "badjournal" {
+		journal = map[string]any{"error": "file is not a database"}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+fakeToken {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"version": version, "journal": journal,
+			"devices": []map[string]any{{"device": "scanner", "configured": true, "connected": true}}})
+	})
+	if err := http.ListenAndServe(os.Getenv(fakeAddrEnv), mux); err != nil {
+		fmt.Fprintln(os.Stderr, "fake agent:", err)
+		os.Exit(2)
+	}
+}
+
+// fakeBinary is this test binary with the trailer that makes it mode and version.
+func fakeBinary(t *testing.T, mode, version string) []byte {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, fmt.Sprintf("\n#FAKE-AGENT mode=%s version=%s\n", mode, version)...)
+}
+
+// service plays systemd for the tests: Restart stops the process it started last and starts
+// ROOT/current/posagent.
+type service struct {
+	t    *testing.T
+	root string
+	addr string
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	runs []string // the version each restart started
+}
+
+func (s *service) Restart(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopLocked()
+	v, err := Layout{s.root}.Current()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(s.root, currentLink, binaryName))
+	cmd.Env = append(os.Environ(), fakeAgentEnv+"=1", fakeAddrEnv+"="+s.addr)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	s.cmd = cmd
+	s.runs = append(s.runs, v)
+	return nil
+}
+
+func (s *service) stopLocked() {
+	if s.cmd != nil {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+func (s *service) Runs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.runs...)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+const testDeadline = 2 * time.Second
+
+type fixture struct {
+	key     ed25519.PrivateKey
+	sign    func(mode, version string) []byte
+	applier *Applier
+	svc     *service
+	root    string
+}
+
+// newFixture has 1.0.0 (a good agent) installed, current and healthy.
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	priv, keys := testKey(t)
+	root := filepath.Join(t.TempDir(), "lib")
+	svc := &service{t: t, root: root, addr: freeAddr(t)}
+	t.Cleanup(func() { svc.mu.Lock(); svc.stopLocked(); svc.mu.Unlock() })
+	h := &HTTPHealth{URL: "http://" + svc.addr + "/v1/status", Token: fakeToken}
+	a := &Applier{Layout: Layout{root}, Keys: keys, Policy: Policy{Arch: "arm64", Running: "0.9.0"},
+		Restart: svc.Restart, Health: h.Check, Deadline: testDeadline, Interval: 20 * time.Millisecond, Log: t.Logf}
+	f := &fixture{key: priv, applier: a, svc: svc, root: root, sign: func(mode, version string) []byte {
+		b, _, err := Sign(priv, version, "arm64", fakeBinary(t, mode, version), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}}
+	if r, err := a.Apply(context.Background(), f.sign("good", "1.0.0")); err != nil || r.State.Phase != PhaseHealthy {
+		t.Fatalf("first install: %+v, %v", r.State, err)
+	}
+	if err := h.Baseline(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) layout(t *testing.T) (current, previous string, versions []string) {
+	t.Helper()
+	l := Layout{f.root}
+	current, err := l.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	previous, err = l.Previous()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(f.root, versionsDir))
+	for _, e := range ents {
+		versions = append(versions, e.Name())
+	}
+	sort.Strings(versions)
+	return current, previous, versions
+}
+
+func TestApply_GoodUpdate(t *testing.T) {
+	f := newFixture(t)
+	start := time.Now()
+	r, err := f.applier.Apply(context.Background(), f.sign("good", "1.1.0"))
+	if err != nil {
+		t.Fatalf("Apply = %v", err)
+	}
+	t.Logf("apply to healthy: %s (restart to healthy %s)", time.Since(start).Round(time.Millisecond), r.Elapsed.Round(time.Millisecond))
+	if got, want := r.State.Phase, PhaseHealthy; got != want {
+		t.Errorf("phase = %s, want %s", got, want)
+	}
+	cur, prev, vs := f.layout(t)
+	if cur != "1.1.0" || prev != "1.0.0" || strings.Join(vs, ",") != "1.0.0,1.1.0" {
+		t.Errorf("layout: current %s, previous %s, versions %v; want 1.1.0, 1.0.0, [1.0.0 1.1.0]", cur, prev, vs)
+	}
+	if got, want := strings.Join(f.svc.Runs(), ","), "1.0.0,1.1.0"; got != want {
+		t.Errorf("started %s, want %s", got, want)
+	}
+	fi, err := os.Stat(filepath.Join(f.root, "versions", "1.1.0", "posagent"))
+	if err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("installed binary: %v, %v", fi, err)
+	}
+	st, _ := Layout{f.root}.ReadState()
+	if st.Phase != PhaseHealthy || st.From != "1.0.0" || st.To != "1.1.0" {
+		t.Errorf("state file = %+v", st)
+	}
+	// the next update prunes 1.0.0: current and previous are kept
+	if _, err := f.applier.Apply(context.Background(), f.sign("good", "1.2.0")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, vs := f.layout(t); strings.Join(vs, ",") != "1.1.0,1.2.0" {
+		t.Errorf("versions after a second update = %v, want [1.1.0 1.2.0]", vs)
+	}
+}
+
+func TestApply_RollsBack(t *testing.T) {
+	for _, mode := range []string{"exit", "hang", "badjournal", "wrongversion"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			var bundle []byte
+			if mode == "wrongversion" { // a healthy binary that is not the version it was signed as
+				bundle = f.signBinary(t, fakeBinary(t, "good", "1.0.5"), "1.1.0")
+			} else {
+				bundle = f.sign(mode, "1.1.0")
+			}
+			start := time.Now()
+			r, err := f.applier.Apply(context.Background(), bundle)
+			took := time.Since(start)
+			if !errors.Is(err, ErrRolledBack) {
+				t.Fatalf("Apply = %v, want ErrRolledBack", err)
+			}
+			t.Logf("apply to rolled back: %s (restart to rolled back %s): %v", took.Round(time.Millisecond), r.Elapsed.Round(time.Millisecond), err)
+			if took > testDeadline+time.Second {
+				t.Errorf("rolled back after %s, deadline %s", took, testDeadline)
+			}
+			if r.State.Phase != PhaseRolledBack || r.PreviousHealthy != nil {
+				t.Errorf("result = %+v, previous healthy: %v", r.State, r.PreviousHealthy)
+			}
+			cur, prev, _ := f.layout(t)
+			if cur != "1.0.0" || prev != "1.0.0" {
+				t.Errorf("current %s, previous %s; want 1.0.0 for both", cur, prev)
+			}
+			if got, want := strings.Join(f.svc.Runs(), ","), "1.0.0,1.1.0,1.0.0"; got != want {
+				t.Errorf("started %s, want %s", got, want)
+			}
+			st, _ := Layout{f.root}.ReadState()
+			if st.Phase != PhaseRolledBack || st.Reason == "" {
+				t.Errorf("state file = %+v", st)
+			}
+			// the agent answering is the old one
+			if err := f.applier.Health(context.Background(), "1.0.0"); err != nil {
+				t.Errorf("1.0.0 after the rollback: %v", err)
+			}
+		})
+	}
+}
+
+func (f *fixture) signBinary(t *testing.T, bin []byte, version string) []byte {
+	t.Helper()
+	b, _, err := Sign(f.key, version, "arm64", bin, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestApply_RefusalsTouchNothing(t *testing.T) {
+	f := newFixture(t)
+	good := f.sign("good", "1.1.0")
+	tampered := bytes.Clone(good)
+	tampered[len(tampered)-100] ^= 0xff
+	other, _ := testKey(t)
+	byOther, _, _ := Sign(other, "1.1.0", "arm64", []byte("bin"), time.Now())
+	wrongArch, _, _ := Sign(f.key, "1.1.0", "armv7", []byte("bin"), time.Now())
+	tests := []struct {
+		name   string
+		bundle []byte
+		want   error
+	}{
+		{"truncated", good[:len(good)/2], ErrTruncated},
+		{"tampered", tampered, ErrDigest},
+		{"unknown key", byOther, ErrUnknownKey},
+		{"wrong architecture", wrongArch, ErrArch},
+		{"older than current", f.sign("good", "0.9.9"), ErrDowngrade},
+		{"the current version again", f.sign("good", "1.0.0"), ErrDowngrade},
+		{"not a bundle", []byte("hello"), ErrFormat},
+	}
+	before := snapshot(t, f.root)
+	for _, tt := range tests {
+		_, err := f.applier.Apply(context.Background(), tt.bundle)
+		if !errors.Is(err, tt.want) {
+			t.Errorf("%s: Apply = %v, want %v", tt.name, err, tt.want)
+		}
+		if got := snapshot(t, f.root); got != before {
+			t.Errorf("%s: the layout changed:\n%s\nwant\n%s", tt.name, got, before)
+		}
+	}
+	if got, want := strings.Join(f.svc.Runs(), ","), "1.0.0"; got != want {
+		t.Errorf("restarts: %s, want %s", got, want)
+	}
+}
+
+// snapshot lists a directory tree: names, modes, link targets, sizes and modification times.
+func snapshot(t *testing.T, root string) string {
+	t.Helper()
+	var sb strings.Builder
+	err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		target, _ := os.Readlink(p)
+		fmt.Fprintf(&sb, "%s %v %s %d %d\n", strings.TrimPrefix(p, root), fi.Mode(), target, fi.Size(), fi.ModTime().UnixNano())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sb.String()
+}
+
+func TestApply_ResolvesACrash(t *testing.T) {
+	f := newFixture(t)
+	l := Layout{f.root}
+	// a crash after the switch, before the health check passed: 1.1.0 is current and running
+	if err := l.install("1.1.0", fakeBinary(t, "good", "1.1.0")); err != nil {
+		t.Fatal(err)
+	}
+	l.setLink(prevLink, "1.0.0")
+	l.setLink(currentLink, "1.1.0")
+	l.writeState(State{Phase: PhaseSwitched, From: "1.0.0", To: "1.1.0", Started: time.Now()})
+	f.svc.Restart(context.Background())
+	r, err := f.applier.Resolve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State.Phase != PhaseRolledBack || r.PreviousHealthy != nil {
+		t.Errorf("Resolve = %+v (previous healthy: %v), want rolled-back", r.State, r.PreviousHealthy)
+	}
+	if cur, _, _ := f.layout(t); cur != "1.0.0" {
+		t.Errorf("current = %s, want 1.0.0", cur)
+	}
+	// a crash while installing: current untouched, the apply is recorded aborted, and the
+	// next apply goes ahead
+	l.writeState(State{Phase: PhaseInstalling, From: "1.0.0", To: "1.2.0", Started: time.Now()})
+	os.MkdirAll(filepath.Join(f.root, versionsDir, "1.2.0"), 0o755)
+	os.WriteFile(filepath.Join(f.root, versionsDir, "1.2.0", ".posagent.partial"), []byte("half"), 0o755)
+	r, err = f.applier.Apply(context.Background(), f.sign("good", "1.2.0"))
+	if err != nil || r.State.Phase != PhaseHealthy {
+		t.Fatalf("Apply after an interrupted install = %+v, %v", r.State, err)
+	}
+	if got, want := strings.Join(f.svc.Runs(), ","), "1.0.0,1.1.0,1.0.0,1.2.0"; got != want {
+		t.Errorf("started %s, want %s", got, want)
+	}
+}
