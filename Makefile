@@ -9,7 +9,7 @@ FUZZTIME    ?= 20s
 # The fuzz targets: package and function, one per line of `make fuzz`.
 FUZZ_TARGETS := ./qr:FuzzParseMPM ./qr:FuzzBuildMPM ./qr:FuzzClassify ./qr:FuzzDecodeCPM ./qr:FuzzDecodeTLV ./qr:FuzzDecodeImage ./qr:FuzzReadImage ./sync/signing:FuzzVerify ./sync/acquirer:FuzzServer_Decode ./drivers/scanner:FuzzFramer .:FuzzDecodeReceipt ./drivers/escpos:FuzzDecodeStatus ./internal/possim:FuzzParseESCPOS ./offline:FuzzEntryDecode ./offline:FuzzParsePolicy ./device:FuzzDecodeJSON ./sync/uplink:FuzzParseRetryAfter
 
-.PHONY: all build test bench lint fuzz cross test-arm clean soak
+.PHONY: all build test bench lint fuzz cross test-arm clean soak deb
 
 all: build
 
@@ -84,5 +84,25 @@ test-arm:
 	CGO_ENABLED=1 GOOS=linux GOARCH=arm GOARM=7 CC=arm-linux-gnueabihf-gcc POSAGENT_TEST_EXEC='$(QEMU_ARMV7)' \
 		$(GO) test -short -count=1 -timeout 15m -exec '$(QEMU_ARMV7)' $(PKGS)
 
+## deb: Debian packages in dist/: posagent for amd64, arm64 and armhf, acquirerd for amd64 and arm64 (binary,
+##      systemd unit, system user, conffiles in /etc; see packaging/ and README "Install on a terminal").
+##      nfpm is built from its pinned Go module into bin/; the version comes from git (packaging/version.sh).
+NFPM        ?= github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+DIST        := dist
+DEB_VERSION  = $(shell packaging/version.sh)
+DEBS        := posagent:amd64:linux-amd64 posagent:arm64:linux-arm64 posagent:armhf:linux-armv7 \
+               acquirerd:amd64:linux-amd64 acquirerd:arm64:linux-arm64
+deb: cross
+	CGO_ENABLED=1 GOOS=linux GOARCH=amd64 CC=$(if $(filter amd64,$(shell $(GO) env GOHOSTARCH)),gcc,x86_64-linux-gnu-gcc) \
+		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux-amd64/ ./cmd/posagent ./cmd/acquirerd
+	GOBIN='$(abspath $(BIN))' $(GO) install $(NFPM)
+	@mkdir -p $(DIST); set -e; v='$(DEB_VERSION)'; for d in $(DEBS); do \
+		name=$${d%%:*}; rest=$${d#*:}; arch=$${rest%%:*}; dir=$${rest#*:}; \
+		rm -f $(DIST)/$${name}_*_$$arch.deb; \
+		sed "s|\$${BINDIR}|$(BIN)/$$dir|" packaging/$$name.nfpm.yaml > $(BIN)/$$name-$$arch.nfpm.yaml; \
+		ARCH=$$arch VERSION=$$v $(BIN)/nfpm package --config $(BIN)/$$name-$$arch.nfpm.yaml \
+			--packager deb --target $(DIST)/ >/dev/null; \
+		echo "$(DIST)/$${name}_$${v}_$$arch.deb"; done
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(DIST)
