@@ -23,7 +23,9 @@ import (
 // The end-to-end tests install copies of this test binary as "posagent" versions. Started
 // with fakeAgentEnv set, the binary acts as the agent: it reads its behaviour and version
 // from a trailer appended to its own executable file (so a bad version is a bad binary, not
-// a flag) and serves /v1/status on the address in fakeAddrEnv, or exits at once, or hangs.
+// a flag) and serves /v1/status on the address in fakeAddrEnv (good), or exits at once
+// (exit), or accepts connections and never answers (hang), or answers that its journal is
+// not readable (badjournal).
 const (
 	fakeAgentEnv = "POSAGENT_UPDATE_TEST_AGENT"
 	fakeAddrEnv  = "POSAGENT_UPDATE_TEST_ADDR"
@@ -59,8 +61,6 @@ func fakeAgent() {
 	switch mode {
 	case "exit":
 		os.Exit(3)
-	case "hang":
-		select {}
 	}
 	journal := map[string]any{"records": 12, "unacked": 3}
 	if mode == "badjournal" {
@@ -68,6 +68,9 @@ func fakeAgent() {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		if mode == "hang" { // up, accepting connections, never answering
+			select {}
+		}
 		if r.Header.Get("Authorization") != "Bearer "+fakeToken {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
@@ -165,7 +168,7 @@ func newFixture(t *testing.T) *fixture {
 	root := filepath.Join(t.TempDir(), "lib")
 	svc := &service{t: t, root: root, addr: freeAddr(t)}
 	t.Cleanup(func() { svc.mu.Lock(); svc.stopLocked(); svc.mu.Unlock() })
-	h := &HTTPHealth{URL: "http://" + svc.addr + "/v1/status", Token: fakeToken}
+	h := &HTTPHealth{URL: "http://" + svc.addr + "/v1/status", Token: fakeToken, Client: &http.Client{Timeout: 500 * time.Millisecond}}
 	a := &Applier{Layout: Layout{root}, Keys: keys, Policy: Policy{Arch: "arm64", Running: "0.9.0"},
 		Restart: svc.Restart, Health: h.Check, Deadline: testDeadline, Interval: 20 * time.Millisecond, Log: t.Logf}
 	f := &fixture{key: priv, applier: a, svc: svc, root: root, sign: func(mode, version string) []byte {

@@ -34,6 +34,17 @@ var (
 	ErrDowngrade    = errors.New("not newer than the running version")
 )
 
+// IsRefusal reports whether err is a bundle refused by Verify (or Apply's own check that
+// it is not the current version), as opposed to a failure to read or install it.
+func IsRefusal(err error) bool {
+	for _, e := range []error{ErrFormat, ErrTruncated, ErrBadSignature, ErrUnknownKey, ErrDigest, ErrArch, ErrDowngrade} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // Arches are the architectures a bundle may be built for.
 var Arches = []string{"amd64", "arm64", "armv7"}
 
