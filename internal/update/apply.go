@@ -131,6 +131,10 @@ func (a *Applier) Apply(ctx context.Context, bundle []byte) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	prior, err := a.Layout.Previous()
+	if err != nil {
+		return Result{}, err
+	}
 	pol := a.Policy
 	if cur != "" {
 		pol.Running = cur
@@ -148,7 +152,7 @@ func (a *Applier) Apply(ctx context.Context, bundle []byte) (Result, error) {
 	}
 	// Verified: from here on the layout changes.
 	start := a.now().UTC()
-	s := State{Phase: PhaseInstalling, From: cur, To: to, Started: start, Updated: start}
+	s := State{Phase: PhaseInstalling, From: cur, Prior: prior, To: to, Started: start, Updated: start}
 	if err := os.MkdirAll(a.Layout.Root, 0o755); err != nil {
 		return Result{}, err
 	}
@@ -208,7 +212,11 @@ func (a *Applier) rollBack(ctx context.Context, s State, reason string, since ti
 		s.Phase, s.Reason, s.Updated = PhaseFailed, reason+"; switch back: "+err.Error(), a.now().UTC()
 		return Result{State: s}, errors.Join(fmt.Errorf("switch back to %s: %w", s.From, err), a.Layout.writeState(s))
 	}
-	// previous keeps naming the version before; the failed one stays installed for a look.
+	// previous names what it named before the apply; the failed version stays installed
+	// for a look (the next successful apply prunes it).
+	if err := a.Layout.setLink(prevLink, s.Prior); err != nil {
+		a.logf("restore the previous link: %v", err)
+	}
 	if err := a.Restart(ctx); err != nil {
 		s.Phase, s.Reason, s.Updated = PhaseFailed, reason+"; restart of "+s.From+": "+err.Error(), a.now().UTC()
 		return Result{State: s}, errors.Join(fmt.Errorf("restart %s after switching back: %w", s.From, err), a.Layout.writeState(s))

@@ -266,8 +266,8 @@ func TestApply_RollsBack(t *testing.T) {
 				t.Errorf("result = %+v, previous healthy: %v", r.State, r.PreviousHealthy)
 			}
 			cur, prev, _ := f.layout(t)
-			if cur != "1.0.0" || prev != "1.0.0" {
-				t.Errorf("current %s, previous %s; want 1.0.0 for both", cur, prev)
+			if cur != "1.0.0" || prev != "" {
+				t.Errorf("current %s, previous %s; want 1.0.0 and none, as before the apply", cur, prev)
 			}
 			if got, want := strings.Join(f.svc.Runs(), ","), "1.0.0,1.1.0,1.0.0"; got != want {
 				t.Errorf("started %s, want %s", got, want)

@@ -134,7 +134,8 @@ const (
 // State is the record of the last apply, in ROOT/update-state.json.
 type State struct {
 	Phase   Phase     `json:"phase"`
-	From    string    `json:"from,omitempty"` // the version current named before
+	From    string    `json:"from,omitempty"`     // the version current named before
+	Prior   string    `json:"previous,omitempty"` // the version previous named before
 	To      string    `json:"to"`
 	Started time.Time `json:"started"`
 	Updated time.Time `json:"updated"`
