@@ -360,8 +360,32 @@ func TestDeb_Install(t *testing.T) {
 			}
 			appendFile(t, conf, "\n# edited on the terminal\n")
 
+			if s.name == "posagent" {
+				checkLayout(t, root, "")
+				// An update applied over the air (posagent update apply) made 9.9.9 current.
+				ota := at("usr/lib/posagent/versions/9.9.9")
+				if err := os.MkdirAll(ota, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(ota, "posagent"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Remove(at("usr/lib/posagent/current")); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink("versions/9.9.9", at("usr/lib/posagent/current")); err != nil {
+					t.Fatal(err)
+				}
+			}
+
 			dpkg(false, "-i", deb) // an upgrade: postinst configure with the old version
+			if s.name == "posagent" {
+				checkLayout(t, root, "versions/9.9.9") // the package's binary is current again
+			}
 			dpkg(false, "-i", deb) // and again: idempotent
+			if s.name == "posagent" {
+				checkLayout(t, root, "versions/9.9.9")
+			}
 			checkDir(t, data, uid, gid)
 			if b, err := os.ReadFile(journal); err != nil || string(b) != "sales" {
 				t.Errorf("journal after upgrade: %q, %v", b, err)
@@ -379,6 +403,9 @@ func TestDeb_Install(t *testing.T) {
 			}
 			if _, err := os.Stat(conf); err != nil {
 				t.Errorf("remove deleted the conffile %s: %v", s.conffile[0], err)
+			}
+			if _, err := os.Lstat(at("usr/lib/posagent")); s.name == "posagent" && err == nil {
+				t.Errorf("remove left the update layout /usr/lib/posagent")
 			}
 
 			out := dpkg(false, "-P", s.name)
@@ -418,8 +445,9 @@ func TestDeb_Install(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// verify wants ExecStart's binary to exist and be executable: the extracted one.
-			unit = bytes.Replace(unit, []byte("ExecStart=/usr/bin/"), []byte("ExecStart="+ext+"/usr/bin/"), 1)
+			// verify wants ExecStart's binary to exist and be executable: the extracted one
+			// (posagent's unit runs the update layout's current version, made by postinst).
+			unit = regexp.MustCompile(`(?m)^ExecStart=/\S+`).ReplaceAll(unit, []byte("ExecStart="+ext+"/usr/bin/"+s.name))
 			copyPath := filepath.Join(t.TempDir(), s.name+".service")
 			if err := os.WriteFile(copyPath, unit, 0o644); err != nil {
 				t.Fatal(err)
@@ -468,6 +496,33 @@ func checkDir(t *testing.T, dir, uid, gid string) {
 	}
 	if own := ownerOf(fi); own != uid+":"+gid {
 		t.Errorf("%s: owner %s, want %s:%s", dir, own, uid, gid)
+	}
+}
+
+// checkLayout checks the update layout postinst makes: current names the package's binary
+// (versions/<its version>/posagent, the same bytes as /usr/bin/posagent, 0755) and previous
+// names wantPrev ("" for none).
+func checkLayout(t *testing.T, root, wantPrev string) {
+	t.Helper()
+	lib := filepath.Join(root, "usr/lib/posagent")
+	cur, err := os.Readlink(filepath.Join(lib, "current"))
+	if err != nil || !strings.HasPrefix(cur, "versions/") {
+		t.Fatalf("/usr/lib/posagent/current: %q, %v; want a link into versions/", cur, err)
+	}
+	got, err := os.ReadFile(filepath.Join(lib, cur, "posagent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(filepath.Join(root, "usr/bin/posagent"))
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s/posagent is not the package's /usr/bin/posagent", cur)
+	}
+	if fi, _ := os.Stat(filepath.Join(lib, cur, "posagent")); fi == nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("%s/posagent: mode %v, want 0755", cur, fi)
+	}
+	prev, _ := os.Readlink(filepath.Join(lib, "previous"))
+	if prev != wantPrev {
+		t.Errorf("/usr/lib/posagent/previous = %q, want %q", prev, wantPrev)
 	}
 }
 
