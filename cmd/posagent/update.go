@@ -244,6 +244,7 @@ func (f *applyFlags) applier(m *Main, cmd *cobra.Command) (*update.Applier, *upd
 		defer cancel()
 		c := exec.CommandContext(ctx, "/bin/sh", "-c", f.restart)
 		c.Stdout, c.Stderr = m.Stderr, m.Stderr
+		c.WaitDelay = time.Second // a background child keeping the output open must not block apply
 		if err := c.Run(); err != nil {
 			return fmt.Errorf("%s: %w", f.restart, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -89,9 +90,42 @@ func Decide(s State, current string) Step {
 	return StepNone
 }
 
+// ErrBusy is returned when another apply or resolve holds the layout.
+var ErrBusy = errors.New("another update is in progress")
+
+// lock takes the layout's lock (a flock on the root directory itself, so no file is
+// created); the root must exist.
+func (a *Applier) lock() (release func(), err error) {
+	d, err := os.Open(a.Layout.Root)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		d.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w", a.Layout.Root, ErrBusy)
+		}
+		return nil, err
+	}
+	return func() { d.Close() }, nil
+}
+
 // Resolve finishes an apply that a crash interrupted (see Decide). It is a no-op when the
 // last apply finished.
 func (a *Applier) Resolve(ctx context.Context) (Result, error) {
+	s, err := a.Layout.ReadState()
+	if err != nil || !s.Unfinished() {
+		return Result{State: s}, err
+	}
+	release, err := a.lock()
+	if err != nil {
+		return Result{State: s}, err
+	}
+	defer release()
+	return a.resolve(ctx)
+}
+
+func (a *Applier) resolve(ctx context.Context) (Result, error) {
 	s, err := a.Layout.ReadState()
 	if err != nil {
 		return Result{}, err
@@ -150,12 +184,23 @@ func (a *Applier) Apply(ctx context.Context, bundle []byte) (Result, error) {
 	if to == cur {
 		return Result{}, fmt.Errorf("%w: %s is already the current version", ErrDowngrade, to)
 	}
-	// Verified: from here on the layout changes.
-	start := a.now().UTC()
-	s := State{Phase: PhaseInstalling, From: cur, Prior: prior, To: to, Started: start, Updated: start}
+	// Verified: from here on the layout changes, under its lock.
 	if err := os.MkdirAll(a.Layout.Root, 0o755); err != nil {
 		return Result{}, err
 	}
+	release, err := a.lock()
+	if err != nil {
+		return Result{}, err
+	}
+	defer release()
+	if now, err := a.Layout.Current(); err != nil || now != cur {
+		return Result{}, errors.Join(fmt.Errorf("%w: current changed while the bundle was verified", ErrBusy), err)
+	}
+	if s, err := a.Layout.ReadState(); err != nil || s.Unfinished() {
+		return Result{}, errors.Join(fmt.Errorf("%w: an apply of %s started meanwhile", ErrBusy, s.To), err)
+	}
+	start := a.now().UTC()
+	s := State{Phase: PhaseInstalling, From: cur, Prior: prior, To: to, Started: start, Updated: start}
 	if err := a.Layout.writeState(s); err != nil {
 		return Result{}, err
 	}
@@ -206,8 +251,10 @@ func (a *Applier) Apply(ctx context.Context, bundle []byte) (Result, error) {
 	return r, fmt.Errorf("%w to %s: %s did not become healthy within %s: %v", ErrRolledBack, cur, to, a.Deadline, err)
 }
 
-// rollBack points current back at s.From, restarts, and records the outcome.
+// rollBack points current back at s.From, restarts, and records the outcome. It goes on
+// when ctx is canceled (an operator's Ctrl-C must not leave the new version half-trusted).
 func (a *Applier) rollBack(ctx context.Context, s State, reason string, since time.Time) (Result, error) {
+	ctx = context.WithoutCancel(ctx)
 	if err := a.Layout.setLink(currentLink, s.From); err != nil {
 		s.Phase, s.Reason, s.Updated = PhaseFailed, reason+"; switch back: "+err.Error(), a.now().UTC()
 		return Result{State: s}, errors.Join(fmt.Errorf("switch back to %s: %w", s.From, err), a.Layout.writeState(s))

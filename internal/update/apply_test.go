@@ -84,18 +84,22 @@ func fakeAgent() {
 	}
 }
 
+var selfBinary = sync.OnceValues(func() ([]byte, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(self)
+})
+
 // fakeBinary is this test binary with the trailer that makes it mode and version.
 func fakeBinary(t *testing.T, mode, version string) []byte {
 	t.Helper()
-	self, err := os.Executable()
+	b, err := selfBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append(b, fmt.Sprintf("\n#FAKE-AGENT mode=%s version=%s\n", mode, version)...)
+	return append(bytes.Clone(b), fmt.Sprintf("\n#FAKE-AGENT mode=%s version=%s\n", mode, version)...)
 }
 
 // service plays systemd for the tests: Restart stops the process it started last and starts
@@ -207,6 +211,7 @@ func (f *fixture) layout(t *testing.T) (current, previous string, versions []str
 }
 
 func TestApply_GoodUpdate(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	start := time.Now()
 	r, err := f.applier.Apply(context.Background(), f.sign("good", "1.1.0"))
@@ -242,6 +247,7 @@ func TestApply_GoodUpdate(t *testing.T) {
 }
 
 func TestApply_RollsBack(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"exit", "hang", "badjournal", "nodevice", "wrongversion"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
@@ -296,6 +302,7 @@ func (f *fixture) signBinary(t *testing.T, bin []byte, version string) []byte {
 }
 
 func TestApply_RefusalsTouchNothing(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	good := f.sign("good", "1.1.0")
 	tampered := bytes.Clone(good)
@@ -349,7 +356,48 @@ func snapshot(t *testing.T, root string) string {
 	return sb.String()
 }
 
+func TestApply_Busy(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	release, err := f.applier.lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if _, err := f.applier.Apply(context.Background(), f.sign("good", "1.1.0")); !errors.Is(err, ErrBusy) {
+		t.Errorf("Apply while the layout is locked = %v, want ErrBusy", err)
+	}
+	if cur, _, vs := f.layout(t); cur != "1.0.0" || len(vs) != 1 {
+		t.Errorf("current %s, versions %v: want 1.0.0 untouched", cur, vs)
+	}
+}
+
+// TestApply_CanceledRollsBack: an apply canceled while it waits for the new version (an
+// operator's Ctrl-C) still puts the previous version back.
+func TestApply_CanceledRollsBack(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	restart := f.applier.Restart
+	f.applier.Restart = func(c context.Context) error {
+		err := restart(c)
+		cancel() // canceled right after the switch and restart
+		return err
+	}
+	r, err := f.applier.Apply(ctx, f.sign("hang", "1.1.0"))
+	if !errors.Is(err, ErrRolledBack) || r.State.Phase != PhaseRolledBack {
+		t.Fatalf("Apply = %+v, %v; want rolled back", r.State, err)
+	}
+	if cur, _, _ := f.layout(t); cur != "1.0.0" {
+		t.Errorf("current = %s, want 1.0.0", cur)
+	}
+	if got, want := strings.Join(f.svc.Runs(), ","), "1.0.0,1.1.0,1.0.0"; got != want {
+		t.Errorf("started %s, want %s", got, want)
+	}
+}
+
 func TestApply_ResolvesACrash(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	l := Layout{f.root}
 	// a crash after the switch, before the health check passed: 1.1.0 is current and running
