@@ -132,7 +132,7 @@ func Verify(b []byte, keys Keyring, p Policy) (*Bundle, error) {
 	if err := CheckVersion(m.Version); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
 	}
-	if c, ok := CompareVersions(m.Version, p.Running); ok && c <= 0 && !p.AllowDowngrade {
+	if c, ok := compareReleases(m.Version, p.Running); ok && c <= 0 && !p.AllowDowngrade {
 		return nil, fmt.Errorf("%w: bundle has %s, running %s (--allow-downgrade to install it anyway)", ErrDowngrade, m.Version, p.Running)
 	}
 	return bd, nil

@@ -84,7 +84,7 @@ func (h *HTTPHealth) Check(ctx context.Context, version string) error {
 	if err != nil {
 		return err
 	}
-	if c, ok := CompareVersions(st.Version, version); !ok || c != 0 {
+	if !sameVersion(st.Version, version) {
 		return fmt.Errorf("the agent answers as version %q, want %s (the old one still running?)", st.Version, version)
 	}
 	if st.Journal == nil {

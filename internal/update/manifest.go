@@ -170,6 +170,45 @@ func CompareVersions(a, b string) (cmp int, ok bool) {
 	return compareNum(uint64(len(ia)), uint64(len(ib))), true
 }
 
+// compareReleases is CompareVersions, with one refinement for builds between tags: when
+// the versions are equal but for build metadata, and both builds are "gitN…" (commits since
+// the tag, as packaging/version.sh stamps them), the one with more commits is newer.
+func compareReleases(a, b string) (int, bool) {
+	c, ok := CompareVersions(a, b)
+	if !ok || c != 0 {
+		return c, ok
+	}
+	na, oka := gitCommits(a)
+	nb, okb := gitCommits(b)
+	if oka && okb {
+		return compareNum(na, nb), true
+	}
+	return 0, true
+}
+
+var gitBuildRE = regexp.MustCompile(`\+git([0-9]+)(\.|$)`)
+
+func gitCommits(v string) (uint64, bool) {
+	m := gitBuildRE.FindStringSubmatch(v)
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(m[1], 10, 64)
+	return n, err == nil
+}
+
+// sameVersion reports whether an agent that says it is got runs the version want was signed
+// as: equal but for a leading "v", or, when want carries no build metadata, equal to got
+// without its build metadata.
+func sameVersion(got, want string) bool {
+	got, want = strings.TrimPrefix(got, "v"), strings.TrimPrefix(want, "v")
+	if got == want {
+		return true
+	}
+	base, _, _ := strings.Cut(got, "+")
+	return !strings.Contains(want, "+") && base == want
+}
+
 type version struct {
 	nums [3]uint64
 	pre  string

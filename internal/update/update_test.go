@@ -152,6 +152,45 @@ func TestCompareVersions(t *testing.T) {
 	}
 }
 
+func TestCompareReleases(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"1.2.3+git5.abc1234", "1.2.3+git4.def5678", 1},
+		{"1.2.3+git4.abc1234", "1.2.3+git40.def5678", -1},
+		{"1.2.3+git4.abc1234", "1.2.3", 0},
+		{"1.2.4", "1.2.3+git40.def5678", 1},
+		{"0.0.0+git81.abc1234.dirty", "0.0.0+git80.abc1234", 1},
+	}
+	for _, tt := range tests {
+		if got, ok := compareReleases(tt.a, tt.b); got != tt.want || !ok {
+			t.Errorf("compareReleases(%q, %q) = %d, %v; want %d", tt.a, tt.b, got, ok, tt.want)
+		}
+	}
+}
+
+func TestSameVersion(t *testing.T) {
+	tests := []struct {
+		got, want string
+		same      bool
+	}{
+		{"1.2.3", "1.2.3", true},
+		{"v1.2.3", "1.2.3", true},
+		{"1.2.3+git4.abc1234", "1.2.3", true},
+		{"1.2.3+git4.abc1234", "1.2.3+git4.abc1234", true},
+		{"1.2.3+git4.abc1234", "1.2.3+git5.def5678", false}, // the old build still answering
+		{"1.2.3", "1.2.3+git5.def5678", false},
+		{"1.2.4", "1.2.3", false},
+		{"devel", "1.2.3", false},
+	}
+	for _, tt := range tests {
+		if got := sameVersion(tt.got, tt.want); got != tt.same {
+			t.Errorf("sameVersion(%q, %q) = %v, want %v", tt.got, tt.want, got, tt.same)
+		}
+	}
+}
+
 func TestKeys_GenerateLoad(t *testing.T) {
 	dir := t.TempDir()
 	id, privPath, pubPath, err := GenerateKey(filepath.Join(dir, "vendor"))
