@@ -204,28 +204,29 @@ func TestUpdate_Apply(t *testing.T) {
 		`while [ $i -lt 40 ] && [ -d /proc/$pid ] && ! grep -q '^State:.*Z' /proc/$pid/status 2>/dev/null; do sleep 0.05; i=$((i+1)); done; fi; `+
 		`%[2]s=1 %[3]s=%[4]s %[5]s/current/posagent >/dev/null 2>&1 & echo $! > %[1]s`,
 		pidFile, fakeAgentEnv, fakeAddrEnv, addr, root)
-	apply := func(bundle string, extra ...string) (int, string, string) {
-		args := append([]string{"update", "apply", bundle, "--keys", keysDir, "--root", root, "--arch", "amd64",
-			"--restart-command", restart, "--health-url", "http://" + addr + "/v1/status", "--token", fakeToken, "--deadline", "2s"}, extra...)
-		return run(t, "", args...)
+	// a good update does not wait for its deadline (20 s: a loaded machine running the race
+	// detector may take seconds to start a process); a bad one is rolled back at its 2 s
+	apply := func(bundle, deadline string) (int, string, string) {
+		return run(t, "", "update", "apply", bundle, "--keys", keysDir, "--root", root, "--arch", "amd64",
+			"--restart-command", restart, "--health-url", "http://"+addr+"/v1/status", "--token", fakeToken, "--deadline", deadline)
 	}
-	code, _, stderr := apply(signBundle(t, priv, "1.0.0", "amd64", fakeAgentBinary(t, "good", "1.0.0")))
+	code, _, stderr := apply(signBundle(t, priv, "1.0.0", "amd64", fakeAgentBinary(t, "good", "1.0.0")), "20s")
 	if code != 0 {
 		t.Fatalf("apply 1.0.0: exit %d: %s", code, stderr)
 	}
 	start := time.Now()
-	code, out, stderr := apply(signBundle(t, priv, "2.0.0", "amd64", fakeAgentBinary(t, "good", "2.0.0")))
+	code, out, stderr := apply(signBundle(t, priv, "2.0.0", "amd64", fakeAgentBinary(t, "good", "2.0.0")), "20s")
 	if code != 0 || !strings.Contains(out, "posagent 2.0.0 is running and healthy") {
 		t.Fatalf("apply 2.0.0: exit %d: %s%s", code, out, stderr)
 	}
 	t.Logf("apply to healthy: %s", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
-	code, _, stderr = apply(signBundle(t, priv, "2.1.0", "amd64", fakeAgentBinary(t, "exit", "2.1.0")))
+	code, _, stderr = apply(signBundle(t, priv, "2.1.0", "amd64", fakeAgentBinary(t, "exit", "2.1.0")), "2s")
 	if code != 1 || !strings.Contains(stderr, "update rolled back to 2.0.0") {
 		t.Fatalf("apply of an agent that exits at once: exit %d: %s", code, stderr)
 	}
 	t.Logf("apply to rolled back: %s", time.Since(start).Round(time.Millisecond))
-	code, _, stderr = apply(signBundle(t, priv, "1.9.0", "amd64", fakeAgentBinary(t, "good", "1.9.0")))
+	code, _, stderr = apply(signBundle(t, priv, "1.9.0", "amd64", fakeAgentBinary(t, "good", "1.9.0")), "2s")
 	if code != 1 || !strings.Contains(stderr, "not newer than the running version: bundle has 1.9.0, running 2.0.0") {
 		t.Fatalf("apply of an older version: exit %d: %s", code, stderr)
 	}
@@ -245,7 +246,7 @@ func TestUpdate_Apply(t *testing.T) {
 	os.Symlink("versions/2.1.0", filepath.Join(root, "current"))
 	os.WriteFile(filepath.Join(root, "update-state.json"), []byte(`{"phase":"switched","from":"2.0.0","to":"2.1.0"}`), 0o644)
 	code, out, stderr = run(t, "", "update", "status", "--root", root, "--restart-command", restart,
-		"--health-url", "http://"+addr+"/v1/status", "--token", fakeToken, "--deadline", "2s")
+		"--health-url", "http://"+addr+"/v1/status", "--token", fakeToken, "--deadline", "20s")
 	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Current != "2.0.0" || st.Last.Phase != update.PhaseRolledBack {
 		t.Fatalf("status after a crash: exit %d: %s%s", code, out, stderr)
 	}
