@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -20,16 +19,18 @@ import (
 	"time"
 )
 
-// The end-to-end tests install copies of this test binary as "posagent" versions. Started
-// with fakeAgentEnv set, the binary acts as the agent: it reads its behaviour and version
-// from a trailer appended to its own executable file (so a bad version is a bad binary, not
-// a flag) and serves /v1/status on the address in fakeAddrEnv (good), or exits at once
+// The end-to-end tests install small "posagent" binaries that are shell scripts running this
+// test binary again as the agent (fakeAgent), with the behaviour and version the script
+// names: so a bad version is a bad payload, not a flag of the test. The agent serves
+// /v1/status on the address the service gives it in fakeAddrEnv (good), or exits at once
 // (exit), or accepts connections and never answers (hang), or answers that its journal is
 // not readable (badjournal) or that the scanner is not connected (nodevice).
 const (
-	fakeAgentEnv = "POSAGENT_UPDATE_TEST_AGENT"
-	fakeAddrEnv  = "POSAGENT_UPDATE_TEST_ADDR"
-	fakeToken    = "test-token"
+	fakeAgentEnv   = "POSAGENT_UPDATE_TEST_AGENT"
+	fakeAddrEnv    = "POSAGENT_UPDATE_TEST_ADDR"
+	fakeModeEnv    = "POSAGENT_UPDATE_TEST_MODE"
+	fakeVersionEnv = "POSAGENT_UPDATE_TEST_VERSION"
+	fakeToken      = "test-token"
 )
 
 func TestMain(m *testing.M) {
@@ -40,26 +41,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-var trailerRE = regexp.MustCompile(`#FAKE-AGENT mode=(\w+) version=(\S+)\n$`)
-
 func fakeAgent() {
-	exe, err := os.Executable()
-	if err != nil {
-		os.Exit(2)
-	}
-	b, err := os.ReadFile(exe)
-	if err != nil {
-		os.Exit(2)
-	}
-	tail := b[max(0, len(b)-200):]
-	m := trailerRE.FindSubmatch(tail)
-	if m == nil {
-		fmt.Fprintln(os.Stderr, "fake agent: no trailer")
-		os.Exit(2)
-	}
-	mode, version := string(m[1]), string(m[2])
-	switch mode {
-	case "exit":
+	mode, version := os.Getenv(fakeModeEnv), os.Getenv(fakeVersionEnv)
+	if mode == "exit" {
 		os.Exit(3)
 	}
 	journal := map[string]any{"records": 12, "unacked": 3}
@@ -84,22 +68,17 @@ func fakeAgent() {
 	}
 }
 
-var selfBinary = sync.OnceValues(func() ([]byte, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	return os.ReadFile(self)
-})
-
-// fakeBinary is this test binary with the trailer that makes it mode and version.
+// fakeBinary is the payload of a fake version: a script that runs this test binary as the
+// agent, mode and version (under qemu-user, through POSAGENT_TEST_EXEC, as make test-arm
+// runs the tests).
 func fakeBinary(t *testing.T, mode, version string) []byte {
 	t.Helper()
-	b, err := selfBinary()
+	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append(bytes.Clone(b), fmt.Sprintf("\n#FAKE-AGENT mode=%s version=%s\n", mode, version)...)
+	return []byte(fmt.Sprintf("#!/bin/sh\n# posagent %s (test agent: %s)\n%s=%s %s=%s exec %s %q -test.run='^$'\n",
+		version, mode, fakeModeEnv, mode, fakeVersionEnv, version, os.Getenv("POSAGENT_TEST_EXEC"), self))
 }
 
 // service plays systemd for the tests: Restart stops the process it started last and starts
