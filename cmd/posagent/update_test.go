@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,12 +16,16 @@ import (
 	"github.com/posagent/posagent/internal/update"
 )
 
-// Started with fakeAgentEnv set, this test binary is a fake agent for 'update apply': see
-// fakeAgent. TestMain is otherwise the default.
+// Started with fakeAgentEnv set, this test binary is a fake agent for 'update apply': it
+// serves /v1/status as the version in fakeVersionEnv, or exits at once when fakeModeEnv is
+// "exit". The versions installed are scripts that run it so (fakeAgentBinary). TestMain is
+// otherwise the default.
 const (
-	fakeAgentEnv = "POSAGENT_UPDATE_TEST_AGENT"
-	fakeAddrEnv  = "POSAGENT_UPDATE_TEST_ADDR"
-	fakeToken    = "cli-test-token"
+	fakeAgentEnv   = "POSAGENT_UPDATE_TEST_AGENT"
+	fakeAddrEnv    = "POSAGENT_UPDATE_TEST_ADDR"
+	fakeModeEnv    = "POSAGENT_UPDATE_TEST_MODE"
+	fakeVersionEnv = "POSAGENT_UPDATE_TEST_VERSION"
+	fakeToken      = "cli-test-token"
 )
 
 func TestMain(m *testing.M) {
@@ -33,21 +36,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-var trailerRE = regexp.MustCompile(`#FAKE-AGENT mode=(\w+) version=(\S+)\n$`)
-
-// fakeAgent reads its mode and version from a trailer appended to its own executable and
-// serves /v1/status (good) or exits at once (exit).
 func fakeAgent() {
-	exe, _ := os.Executable()
-	b, err := os.ReadFile(exe)
-	if err != nil {
-		os.Exit(2)
-	}
-	m := trailerRE.FindSubmatch(b[max(0, len(b)-200):])
-	if m == nil || string(m[1]) == "exit" {
+	if os.Getenv(fakeModeEnv) == "exit" {
 		os.Exit(3)
 	}
-	version := string(m[2])
+	version := os.Getenv(fakeVersionEnv)
 	http.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer "+fakeToken {
 			w.WriteHeader(http.StatusUnauthorized)
@@ -60,18 +53,18 @@ func fakeAgent() {
 	}
 }
 
+// fakeAgentBinary writes the payload of a fake version: a script that runs this test binary
+// as the agent (under qemu-user through POSAGENT_TEST_EXEC, as make test-arm runs the tests).
 func fakeAgentBinary(t *testing.T, mode, version string) string {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
+	script := fmt.Sprintf("#!/bin/sh\n# posagent %s (test agent: %s)\n%s=%s %s=%s exec %s %q -test.run='^$'\n",
+		version, mode, fakeModeEnv, mode, fakeVersionEnv, version, os.Getenv("POSAGENT_TEST_EXEC"), self)
 	p := filepath.Join(t.TempDir(), "posagent-"+version)
-	if err := os.WriteFile(p, append(b, fmt.Sprintf("\n#FAKE-AGENT mode=%s version=%s\n", mode, version)...), 0o755); err != nil {
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return p
