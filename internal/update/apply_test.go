@@ -429,3 +429,27 @@ func TestApply_ResolvesACrash(t *testing.T) {
 		t.Errorf("started %s, want %s", got, want)
 	}
 }
+
+// TestApply_FirstInstallFails: with no version to go back to, a bad first install is
+// recorded failed and said so.
+func TestApply_FirstInstallFails(t *testing.T) {
+	t.Parallel()
+	priv, keys := testKey(t)
+	root := filepath.Join(t.TempDir(), "lib")
+	svc := &service{t: t, root: root, addr: freeAddr(t)}
+	t.Cleanup(func() { svc.mu.Lock(); svc.stopLocked(); svc.mu.Unlock() })
+	h := &HTTPHealth{URL: "http://" + svc.addr + "/v1/status", Token: fakeToken}
+	a := &Applier{Layout: Layout{root}, Keys: keys, Policy: Policy{Arch: "arm64", Running: "devel"},
+		Restart: svc.Restart, Health: h.Check, Deadline: 500 * time.Millisecond, Interval: 20 * time.Millisecond}
+	b, _, err := Sign(priv, "1.0.0", "arm64", fakeBinary(t, "exit", "1.0.0"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := a.Apply(context.Background(), b)
+	if err == nil || errors.Is(err, ErrRolledBack) || r.State.Phase != PhaseFailed {
+		t.Fatalf("Apply = %+v, %v; want failed, not rolled back", r.State, err)
+	}
+	if st, _ := a.Layout.ReadState(); st.Phase != PhaseFailed || !strings.Contains(st.Reason, "no previous version") {
+		t.Errorf("state file = %+v", st)
+	}
+}
