@@ -248,6 +248,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	return nil
 }
 
+// Healthy reports whether the agent can do its job now: its journal answers (the systemd
+// watchdog is pinged only while it does).
+func (a *Agent) Healthy(ctx context.Context) error {
+	if _, err := a.journal.Stats(ctx); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
 // setOnline records whether the acquirer answers; a change is an event, and coming back
 // online starts a sync at once.
 func (a *Agent) setOnline(on bool, err error) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,10 +10,12 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/posagent/posagent/device"
+	"github.com/posagent/posagent/internal/sdnotify"
 )
 
 func init() { commands = append(commands, (*Main).runCommand) }
@@ -46,21 +49,57 @@ flight gets its outcome, and anything still open is resumed at the next start.`,
 			log := newLogger(m.Stderr, cfg.Log)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
-			a, err := device.New(ctx, cfg, device.Options{Log: log, Version: Version(), Ready: func(addr string) {
+			var a *device.Agent
+			a, err = device.New(ctx, cfg, device.Options{Log: log, Version: Version(), Ready: func(addr string) {
 				scheme := "http"
 				if cfg.API.TLSCert != "" {
 					scheme = "https"
 				}
 				fmt.Fprintf(m.Stdout, "posagent ready on %s://%s\n", scheme, addr)
+				// systemd (Type=notify): ready once the API serves, then alive while healthy.
+				if err := sdnotify.Notify("READY=1\nSTATUS=serving on " + addr); err != nil {
+					log.Warn("sd_notify", "err", err)
+				}
+				go watchdog(ctx, a, log)
 			}})
 			if err != nil {
 				return withHint(err, "check the config and 'posagent doctor'")
 			}
+			defer sdnotify.Notify("STOPPING=1")
 			return a.Run(ctx)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", os.Getenv("POSAGENT_CONFIG"), "the agent's YAML config (env POSAGENT_CONFIG)")
 	return cmd
+}
+
+// watchdog pings systemd's watchdog (WatchdogSec=) while the agent is healthy, so a hung
+// agent is restarted; without a watchdog it returns at once.
+func watchdog(ctx context.Context, a *device.Agent, log *slog.Logger) {
+	every, err := sdnotify.WatchdogInterval()
+	if err != nil {
+		log.Warn("systemd watchdog", "err", err)
+	}
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		hctx, cancel := context.WithTimeout(ctx, every)
+		err := a.Healthy(hctx)
+		cancel()
+		if err != nil {
+			log.Error("not healthy: the systemd watchdog is not pinged", "err", err)
+			continue
+		}
+		sdnotify.Notify("WATCHDOG=1")
+	}
 }
 
 // secretKeys are log attributes whose values never reach a log.

@@ -7,6 +7,7 @@ import (
 	"github.com/posagent/posagent/internal/testio"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -57,6 +58,46 @@ func TestRun_ServesAndStops(t *testing.T) {
 	os.WriteFile(cfgPath, []byte(fmt.Sprintf("terminal: T9\nstate_dir: %s\nkey_file: %s\napi: {listen: \"127.0.0.1:0\"}\nacquirer: {url: %s}\nlog: {format: json}\n",
 		filepath.Join(dir, "state"), keyFile, acq.URL)), 0o600)
 	t.Setenv("POSAGENT_API_TOKEN", "run-test-token-0123456789")
+	// systemd's notification socket: the agent says READY=1, pings the watchdog
+	// (WatchdogSec=200ms: every 100 ms), and says STOPPING=1.
+	sock := filepath.Join(dir, "notify")
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	t.Setenv("WATCHDOG_USEC", "200000")
+	t.Setenv("WATCHDOG_PID", "")
+	notes := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, err := notify.Read(buf)
+			if err != nil {
+				close(notes)
+				return
+			}
+			notes <- string(buf[:n])
+		}
+	}()
+	nextNote := func(prefix string) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case n, ok := <-notes:
+				if !ok {
+					t.Fatalf("no %s: the socket closed", prefix)
+				}
+				if strings.HasPrefix(n, prefix) {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no %s sent to systemd", prefix)
+			}
+		}
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr testio.Buffer
@@ -72,6 +113,8 @@ func TestRun_ServesAndStops(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	nextNote("READY=1")
+	nextNote("WATCHDOG=1")
 	url := strings.TrimSpace(strings.TrimPrefix(stdout.String(), "posagent ready on "))
 	req, _ := http.NewRequest("GET", url+"/v1/status", nil)
 	req.Header.Set("Authorization", "Bearer run-test-token-0123456789")
@@ -93,6 +136,7 @@ func TestRun_ServesAndStops(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not stop")
 	}
+	nextNote("STOPPING=1")
 	if strings.Contains(stderr.String(), "run-test-token") {
 		t.Error("the token reached the log")
 	}
