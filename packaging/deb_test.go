@@ -39,6 +39,7 @@ var specs = []pkgSpec{
 			"./usr/lib/sysusers.d/posagent.conf":        "-rw-r--r-- root/root",
 			"./etc/posagent/posagent.yaml":              "-rw-r--r-- root/root",
 			"./etc/posagent/env":                        "-rw------- root/root",
+			"./etc/posagent/update-keys/":               "drwxr-xr-x root/root",
 		},
 		conffile: []string{"/etc/posagent/env", "/etc/posagent/posagent.yaml"},
 	},
