@@ -30,8 +30,10 @@ type Options struct {
 	// ChunkSize is the bytes per write; 0 means what the line carries in 50 ms (48 bytes at
 	// 9600 baud, 576 at 115200), at least 16.
 	ChunkSize int
-	// StatusTimeout bounds the wait for each DLE EOT answer; 0 means 500 ms. No answer
-	// means the printer is offline (ErrNoAnswer).
+	// StatusTimeout bounds the wait for each DLE EOT answer; 0 means 1.5 s. No answer
+	// means the printer is offline (ErrNoAnswer). A printer answers in milliseconds; the
+	// margin is for a busy terminal (a slow CPU, a USB-serial adapter's latency timer), where
+	// a shorter wait reported working printers offline.
 	StatusTimeout time.Duration
 	// Settle is the wait after the last byte is on the wire before the status is read
 	// again, for the printer to print what it buffered; 0 means 100 ms.
@@ -48,7 +50,7 @@ func (o Options) withDefaults() Options {
 		o.ChunkSize = max(o.Baud/10/20, 16)
 	}
 	if o.StatusTimeout <= 0 {
-		o.StatusTimeout = 500 * time.Millisecond
+		o.StatusTimeout = 1500 * time.Millisecond
 	}
 	if o.Settle <= 0 {
 		o.Settle = 100 * time.Millisecond
