@@ -27,6 +27,13 @@ func TestMain_Version(t *testing.T) {
 	}
 }
 
+func TestMain_VersionFlag(t *testing.T) {
+	code, out, errOut := run(t, "", "--version")
+	if code != 0 || !strings.HasPrefix(out, "posagent ") {
+		t.Fatalf("--version: exit %d, %q, stderr %q", code, out, errOut)
+	}
+}
+
 func TestMain_UsageErrors(t *testing.T) {
 	tests := [][]string{
 		{"frobnicate"},
