@@ -154,6 +154,8 @@ when the amount exceeds what is left of it. 'acquirerd totals' prints a period's
 	root.Flags().DurationVar(&simPending, "sim-pending", 3*time.Second, "amounts ending in 96 and 97: how long they stay pending_customer")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.Version = Version()
+	root.SetVersionTemplate("acquirerd " + Version() + "\n")
 
 	terminals := &cobra.Command{Use: "terminals", Short: "Manage registered terminals", Args: cobra.NoArgs}
 	var policyMax int64
@@ -230,6 +232,9 @@ func openStore(ctx context.Context, dsn, keyFile string) (acquirer.Store, error)
 		defer cancel()
 		return acquirer.OpenPostgres(ctx, dsn, key)
 	}
+	if err := checkSQLitePath(path); err != nil {
+		return nil, err
+	}
 	if keyFile == "" {
 		keyFile = path + ".key"
 	}
@@ -238,6 +243,37 @@ func openStore(ctx context.Context, dsn, keyFile string) (acquirer.Store, error)
 		return nil, err
 	}
 	return acquirer.OpenSQLite(path, key)
+}
+
+// sqliteMagic opens every SQLite database file.
+const sqliteMagic = "SQLite format 3\x00"
+
+// checkSQLitePath refuses, before anything is written, an empty path, a directory and a
+// file that is not a SQLite database. A missing or empty file is a new store.
+func checkSQLitePath(path string) error {
+	if path == "" {
+		return usageError{errors.New("--db sqlite: needs a path, e.g. sqlite:/var/lib/acquirerd/acquirer.db")}
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open acquirer store: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		return fmt.Errorf("--db sqlite:%s is a directory, not a database file", path)
+	}
+	head := make([]byte, len(sqliteMagic))
+	n, err := io.ReadFull(f, head)
+	if n == 0 && (err == io.EOF || err == nil) {
+		return nil
+	}
+	if string(head[:n]) != sqliteMagic {
+		return fmt.Errorf("--db sqlite:%s is not a SQLite database (nothing was written to it): check the path", path)
+	}
+	return nil
 }
 
 // masterKey reads the 32-byte key (64 hex digits) at path, creating it with mode 0600 if it
