@@ -31,9 +31,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/posagent/posagent/offline"
 	"github.com/posagent/posagent/sync/acquirer"
-	"github.com/posagent/posagent/sync/wire"
 )
 
 func main() {
@@ -157,45 +155,7 @@ when the amount exceeds what is left of it. 'acquirerd totals' prints a period's
 	root.Version = Version()
 	root.SetVersionTemplate("acquirerd " + Version() + "\n")
 
-	terminals := &cobra.Command{Use: "terminals", Short: "Manage registered terminals", Args: cobra.NoArgs}
-	var policyMax int64
-	add := &cobra.Command{
-		Use:   "add ID",
-		Short: "Register a terminal and print its new secret (shown only this once)",
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError{errors.New("terminals add takes one terminal ID")}
-			}
-			return nil
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if dsn == "" {
-				return usageError{errors.New("terminals add needs --db sqlite:PATH or postgres://…")}
-			}
-			id := args[0]
-			if len(id) > 64 || strings.ContainsAny(id, "/ \t\n") {
-				return fmt.Errorf("terminal ID %q must be at most 64 characters without '/' or spaces", id)
-			}
-			store, err := openStore(cmd.Context(), dsn, keyFile)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			secret := make([]byte, offline.KeySize)
-			rand.Read(secret)
-			defer clear(secret)
-			policy := wire.Policy{MethodsOffline: []string{"emv-cpm", "wallet-code"}, MaxAmount: map[string]int64{"CNY": policyMax},
-				MaxOutstanding: map[string]int64{"CNY": 20 * policyMax}, MaxCount: 200, MaxAgeSeconds: 72 * 3600}
-			if err := store.AddTerminal(cmd.Context(), id, secret, policy); err != nil {
-				return fmt.Errorf("add terminal: %w", err)
-			}
-			fmt.Fprintf(stdout, "terminal %s registered; its secret (shown only now): write this line to the terminal's key file (mode 0600):\n%s\n", id, hex.EncodeToString(secret))
-			return nil
-		},
-	}
-	add.Flags().Int64Var(&policyMax, "offline-max", 50000, "offline limit per sale in CNY minor units")
-	terminals.AddCommand(add)
-	root.AddCommand(terminals)
+	root.AddCommand(terminalsCommand(&dsn, &keyFile, stdout))
 	root.AddCommand(ledgerCommand(&dsn, &keyFile, stdout))
 	root.AddCommand(totalsCommand(&dsn, &keyFile, stdout))
 	root.SetArgs(args)
