@@ -12,6 +12,7 @@ import (
 
 	"github.com/posagent/posagent/drivers/scanner"
 	"github.com/posagent/posagent/internal/possim"
+	"github.com/posagent/posagent/internal/possim/possimtest"
 )
 
 // simConfig writes an agent config whose devices are the simulator's.
@@ -34,14 +35,14 @@ devices:
 }
 
 func TestTestPrint(t *testing.T) {
-	s := startSim(t)
-	code, out, stderr := run(t, "", "test", "print", "--config", simConfig(t, s))
+	sim, dev := possimtest.Printer(t, 576)
+	code, out, stderr := run(t, "", "test", "print", "--port", dev, "--baud", "115200", "--profile", "generic-80")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	job, err := s.Printer.WaitJob(ctx, 1)
+	job, err := sim.WaitJob(ctx, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
