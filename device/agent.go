@@ -51,10 +51,11 @@ type Options struct {
 type Agent struct {
 	cfg Config
 	opt Options
-	log  *slog.Logger
-	logs *logRing
-	now  func() time.Time
+	log *slog.Logger
+	now func() time.Time
 	key *offline.Key
+
+	logs *logRing // the last log lines, for the status page (status_log.go)
 
 	journal    *offline.Journal
 	lock       *flock.Lock

@@ -3,6 +3,7 @@ package device
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -125,14 +126,9 @@ func TestStatus_Browser(t *testing.T) {
 		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(filepath.Join(t.TempDir(), "chromium")))
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer acancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, tcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer tcancel()
-
 	var mu sync.Mutex
 	var consoleErrs []string
-	chromedp.ListenTarget(ctx, func(ev any) {
+	listen := func(ev any) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch ev := ev.(type) {
@@ -145,13 +141,25 @@ func TestStatus_Browser(t *testing.T) {
 				consoleErrs = append(consoleErrs, "console: "+strings.Join(args, " "))
 			}
 		case *runtime.EventExceptionThrown:
-			consoleErrs = append(consoleErrs, "exception: "+ev.ExceptionDetails.Error())
+			consoleErrs = append(consoleErrs, "exception: "+ev.ExceptionDetails.Text+describe(ev.ExceptionDetails.Exception))
 		case *cdplog.EventEntryAdded:
 			if ev.Entry.Level == cdplog.LevelError {
 				consoleErrs = append(consoleErrs, "log: "+ev.Entry.Text+" "+ev.Entry.URL)
 			}
 		}
-	})
+	}
+	// The pinned cdproto does not know every event of a newer chromium ("unknown
+	// IPAddressSpace value"): those are skipped quietly, other errors are logged.
+	errorf := func(format string, args ...any) {
+		if !strings.HasPrefix(format, "could not unmarshal event") {
+			fmt.Fprintf(os.Stderr, "chromedp: "+format+"\n", args...)
+		}
+	}
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(errorf))
+	defer cancel()
+	chromedp.ListenTarget(ctx, listen)
+	ctx, tcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer tcancel()
 	shot := func(name string, w, h int64, mobile bool) {
 		t.Helper()
 		var png []byte
@@ -164,6 +172,9 @@ func TestStatus_Browser(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("screenshot: %s", p)
+		if dir := os.Getenv("POSAGENT_SCREENSHOTS"); dir != "" { // to keep them after the test
+			os.WriteFile(filepath.Join(dir, name), png, 0o644)
+		}
 	}
 
 	// Sign in on a phone-sized screen; the devices come up green.
@@ -233,3 +244,9 @@ func waitText(t *testing.T, ctx context.Context, sel, want string) {
 	t.Fatalf("%s shows %q, want %q", sel, got, want)
 }
 
+func describe(o *runtime.RemoteObject) string {
+	if o == nil {
+		return ""
+	}
+	return " " + o.Description
+}
