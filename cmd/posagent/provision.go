@@ -179,7 +179,7 @@ func (m *Main) provision(ctx context.Context, o provisionOptions) error {
 	sent := time.Now()
 	p, err := client.Ping(ctx)
 	if err != nil {
-		return fmt.Errorf("provisioned %s (files in %s), but the acquirer did not accept its ping: %w", b.Terminal, o.configDir, err)
+		return fmt.Errorf("wrote %s's identity to %s, but the acquirer refused its ping: %w", b.Terminal, o.configDir, err)
 	}
 	rtt := time.Since(sent)
 	skew := p.ServerTime.Sub(sent.Add(rtt / 2)).Seconds()

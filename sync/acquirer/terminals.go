@@ -14,7 +14,16 @@ import (
 // ErrRevoked means the terminal was revoked (acquirerd terminals revoke): every request it
 // signs is refused. It wraps signing.ErrUnknown, so that code treating it as an unknown
 // terminal stays right.
-var ErrRevoked = fmt.Errorf("terminal revoked (%w)", signing.ErrUnknown)
+var ErrRevoked = errors.New("terminal revoked")
+
+// revokedError is ErrRevoked with the time of the revocation; it is also signing.ErrUnknown.
+type revokedError struct{ at time.Time }
+
+func (e revokedError) Error() string {
+	return "terminal revoked at " + e.at.UTC().Format(time.RFC3339)
+}
+
+func (e revokedError) Is(target error) bool { return target == ErrRevoked || target == signing.ErrUnknown }
 
 // TerminalInfo is one registered terminal as the administrator sees it (never its secret).
 type TerminalInfo struct {
@@ -64,7 +73,7 @@ func readTerminal(ctx context.Context, q querier, d dialect, terminal string) (t
 		return r, fmt.Errorf("look up terminal: %w", err)
 	}
 	if r.revokedAt != 0 {
-		return r, fmt.Errorf("%w at %s", ErrRevoked, time.UnixMilli(r.revokedAt).UTC().Format(time.RFC3339))
+		return r, revokedError{time.UnixMilli(r.revokedAt)}
 	}
 	return r, nil
 }
