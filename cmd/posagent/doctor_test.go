@@ -194,3 +194,34 @@ func TestDoctor_Usage(t *testing.T) {
 		t.Errorf("exit %d, %q", code, stderr)
 	}
 }
+
+// TestDoctor_Journal checks a journal with sales stored offline (backlog and age of the
+// oldest) and a file that is not a journal.
+func TestDoctor_Journal(t *testing.T) {
+	s := newDoctorSetup(t)
+	journal, keyFile, _ := queueJournal(t)
+	b, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(b), "key_file: "+s.key, "key_file: "+keyFile+"\njournal: "+journal, 1)
+	s.writeConfig(t, text)
+	_, checks := doctorRun(t, s.config)
+	c := checks["journal"]
+	if c.Verdict != verdictOK || !strings.Contains(c.Detail, "5 records verified") || !strings.Contains(c.Detail, "stored offline, oldest stored") {
+		t.Errorf("journal: %+v", c)
+	}
+
+	notJournal := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(notJournal, []byte("shopping list\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.writeConfig(t, strings.Replace(text, "journal: "+journal, "journal: "+notJournal, 1))
+	code, checks := doctorRun(t, s.config)
+	if c := checks["journal"]; code != 1 || c.Verdict != verdictFail || c.Hint == "" {
+		t.Errorf("not a journal: exit %d, %+v", code, c)
+	}
+	if b, _ := os.ReadFile(notJournal); string(b) != "shopping list\n" {
+		t.Errorf("doctor changed the file: %q", b)
+	}
+}
