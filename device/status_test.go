@@ -250,3 +250,20 @@ func describe(o *runtime.RemoteObject) string {
 	}
 	return " " + o.Description
 }
+
+func TestConfig_TechnicianToken(t *testing.T) {
+	for _, tt := range []struct {
+		name, token string
+		ok          bool
+	}{{"Off", "", true}, {"Good", techToken, true}, {"Short", "short", false}, {"SameAsPOS", testToken, false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.Terminal, c.StateDir, c.KeyFile, c.Acquirer.URL = "T1", t.TempDir(), "/k", "http://127.0.0.1:1"
+			c.API.Token, c.API.TechnicianToken = testToken, tt.token
+			err := c.Validate()
+			if got := err == nil || !strings.Contains(err.Error(), "technician_token"); got != tt.ok {
+				t.Errorf("Validate: %v", err)
+			}
+		})
+	}
+}
