@@ -35,8 +35,8 @@ devices:
 }
 
 func TestTestPrint(t *testing.T) {
-	sim, dev := possimtest.Printer(t, 576)
-	code, out, stderr := run(t, "", "test", "print", "--port", dev, "--baud", "115200", "--profile", "generic-80")
+	sim, dev := possimtest.Printer(t, 384)
+	code, out, stderr := run(t, "", "test", "print", "--port", dev, "--baud", "115200", "--profile", "generic-58")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -47,13 +47,13 @@ func TestTestPrint(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := strings.Join(job.Lines, "\n")
-	for _, want := range []string{"POSAGENT TEST PAGE", "中文测试", rulerLine(48), "generic-80"} {
+	for _, want := range []string{"POSAGENT TEST PAGE", "中文测试", rulerLine(32), "generic-58"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("test page lacks %q:\n%s", want, text)
 		}
 	}
-	if len(job.QR) != 1 || !strings.HasPrefix(job.QR[0], "posagent test ") || job.Overflow != 0 || job.Cuts != 1 {
-		t.Errorf("QR %q, overflow %d, cuts %d", job.QR, job.Overflow, job.Cuts)
+	if len(job.QR) != 1 || !strings.HasPrefix(job.QR[0], "posagent test ") || job.Overflow != 0 {
+		t.Errorf("QR %q, overflow %d", job.QR, job.Overflow)
 	}
 	if !strings.Contains(out, `"printed": true`) && !strings.Contains(out, `"printed":true`) {
 		t.Errorf("stdout %q", out)
