@@ -450,11 +450,16 @@ var transitional = []string{"Scan your code", "PROCESSING...", "CHECKING PAYMENT
 // p's final state: not a screen of the way there, and for an approved payment, the
 // approval of this payment's amount (not the previous payment's).
 func settled(screen string, p *payment) bool {
-	first, _, _ := strings.Cut(strings.TrimPrefix(screen, "["), " / ")
+	first, second, _ := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(screen, "["), "]"), " / ")
 	for _, t := range transitional {
 		if strings.HasPrefix(first, t) {
 			return false
 		}
+	}
+	// A final screen has no "TOTAL" line: one is the way there's second line, not yet
+	// overwritten (the display is read while it is being written).
+	if strings.HasPrefix(strings.ToUpper(second), "TOTAL") {
+		return false
 	}
 	switch p.State {
 	case "approved", "stored", "uploading":
@@ -470,12 +475,15 @@ func settled(screen string, p *payment) bool {
 // It returns the screen shown then, or the last one read.
 func (d *demo) screenWhen(ctx context.Context, ok func(string) bool) string {
 	deadline := time.Now().Add(3 * time.Second)
+	prev := ""
 	for {
 		sc := d.screen(ctx)
-		if ok(sc) || time.Now().After(deadline) || ctx.Err() != nil {
+		// Accepted twice 100 ms apart: the display has finished writing it.
+		if (ok(sc) && sc == prev) || time.Now().After(deadline) || ctx.Err() != nil {
 			return sc
 		}
-		time.Sleep(20 * time.Millisecond)
+		prev = sc
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -15,6 +15,9 @@ func TestSettled(t *testing.T) {
 		{"[PROCESSING... / TOTAL CNY 12.50]", approved, false},
 		{"[APPROVED / Paid CNY 8.80]", approved, false}, // the previous sale's
 		{"[APPROVED / Paid CNY 12.50]", approved, true},
+		{"[APPROVED / TOTAL CNY 12.50]", approved, false}, // half written
+		{"[DECLINED / TOTAL CNY 12.51]", &payment{State: "declined", Amount: 1251}, false},
+		{"[APPROVED (OFFLINE) / Total CNY 45.00]", &payment{State: "stored", Amount: 4500}, false},
 		{"[APPROVED (OFFLINE) / CNY 12.50]", &payment{State: "stored", Amount: 1250}, true},
 		{"[CHECKING PAYMENT / PLEASE WAIT]", &payment{State: "failed", Amount: 1251}, false},
 		{"[DECLINED / INSUFFICIENT FUNDS]", &payment{State: "declined", Amount: 1251}, true},
