@@ -23,7 +23,9 @@ func (e revokedError) Error() string {
 	return "terminal revoked at " + e.at.UTC().Format(time.RFC3339)
 }
 
-func (e revokedError) Is(target error) bool { return target == ErrRevoked || target == signing.ErrUnknown }
+func (e revokedError) Is(target error) bool {
+	return target == ErrRevoked || target == signing.ErrUnknown
+}
 
 // TerminalInfo is one registered terminal as the administrator sees it (never its secret).
 type TerminalInfo struct {
