@@ -1,7 +1,11 @@
 package posagent
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -91,4 +95,38 @@ func FuzzDecodeReceipt(f *testing.F) {
 			t.Fatalf("accepted receipt fails validation: %v", err)
 		}
 	})
+}
+
+// TestDecodeReceipt_Documented: the sample receipt in configs/ and the example in
+// docs/receipt.md are accepted by the real decoder, and the page names every field.
+func TestDecodeReceipt_Documented(t *testing.T) {
+	f, err := os.Open("configs/receipt.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := DecodeReceipt(f); err != nil {
+		t.Errorf("configs/receipt.json: %v", err)
+	}
+	doc, err := os.ReadFile("docs/receipt.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```json\n(.*?)```").FindAllSubmatch(doc, -1)
+	if len(blocks) == 0 {
+		t.Fatal("docs/receipt.md has no JSON example")
+	}
+	for i, b := range blocks {
+		if _, err := DecodeReceipt(bytes.NewReader(b[1])); err != nil {
+			t.Errorf("docs/receipt.md example %d: %v", i+1, err)
+		}
+	}
+	for _, typ := range []reflect.Type{reflect.TypeFor[Receipt](), reflect.TypeFor[ReceiptItem](), reflect.TypeFor[ReceiptLine]()} {
+		for i := range typ.NumField() {
+			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			if !bytes.Contains(doc, []byte("`"+name+"`")) && !bytes.Contains(doc, []byte("[]."+name+"`")) && !bytes.Contains(doc, []byte(name+",")) && !bytes.Contains(doc, []byte(", "+name+"}")) {
+				t.Errorf("docs/receipt.md does not document %s.%s", typ.Name(), name)
+			}
+		}
+	}
 }

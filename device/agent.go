@@ -55,6 +55,8 @@ type Agent struct {
 	now func() time.Time
 	key *offline.Key
 
+	logs *logRing // the last log lines, for the status page (status_log.go)
+
 	journal    *offline.Journal
 	lock       *flock.Lock
 	client     *uplink.Client // sync, orders, pings
@@ -103,6 +105,7 @@ func New(ctx context.Context, cfg Config, opt Options) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, opt: opt, log: opt.Log, now: opt.Now, phase: PhaseIdle, events: newHub(1024, opt.Now),
 		syncKick: make(chan struct{}, 1), recKick: make(chan struct{}, 1), stopCh: make(chan struct{}), started: opt.Now()}
+	a.logs, a.log = wrapLog(opt.Log) // the status page's log download and recent errors (status_log.go)
 	a.metrics = newMetrics(a)
 	a.hardCtx, a.hard = context.WithCancel(context.Background())
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {

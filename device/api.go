@@ -53,7 +53,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	return a.cors(a.auth(mux))
+	return a.statusGate(a.cors(a.auth(mux))) // Host check, the status page and its routes (status.go)
 }
 
 // cors answers browsers on the configured origins. A preflight from another origin is

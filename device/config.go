@@ -65,6 +65,9 @@ type APIConfig struct {
 	Listen string `yaml:"listen"` // POSAGENT_LISTEN
 	// Token is the bearer token the POS app sends (POSAGENT_API_TOKEN). Required.
 	Token string `yaml:"token"`
+	// TechnicianToken signs technicians in to the status page (/status); not the POS
+	// app's token (POSAGENT_TECHNICIAN_TOKEN). Empty: the page is off.
+	TechnicianToken string `yaml:"technician_token"`
 	// Origins are the web origins allowed by CORS ("https://pos.example.com"); "*" is refused.
 	Origins []string `yaml:"origins"`
 	// TLSCert and TLSKey turn on HTTPS on localhost.
@@ -275,7 +278,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 	}{
 		{"POSAGENT_API_TOKEN", &c.API.Token}, {"POSAGENT_KEY_FILE", &c.KeyFile}, {"POSAGENT_JOURNAL", &c.Journal},
 		{"POSAGENT_STATE_DIR", &c.StateDir}, {"POSAGENT_ACQUIRER", &c.Acquirer.URL}, {"POSAGENT_TERMINAL", &c.Terminal},
-		{"POSAGENT_LISTEN", &c.API.Listen},
+		{"POSAGENT_LISTEN", &c.API.Listen}, {"POSAGENT_TECHNICIAN_TOKEN", &c.API.TechnicianToken},
 	} {
 		if v := getenv(o.name); v != "" {
 			*o.dst = v
@@ -307,6 +310,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.API.Token) < 16 {
 		return bad("api.token", "", "must be at least 16 characters (set it in POSAGENT_API_TOKEN)")
+	}
+	if t := c.API.TechnicianToken; t != "" && (len(t) < 16 || t == c.API.Token) {
+		return bad("api.technician_token", "", "must be at least 16 characters and differ from api.token (set it in POSAGENT_TECHNICIAN_TOKEN)")
 	}
 	for i, o := range c.API.Origins {
 		u, err := url.Parse(o)

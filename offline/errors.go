@@ -27,6 +27,15 @@ var (
 	// offline sales are suspended until a technician releases the journal.
 	ErrCorrupt = errors.New("journal corrupt")
 
+	// ErrNotJournal: a file opened read-only is not a journal (not a SQLite database, or a
+	// SQLite database without the journal's schema). Nothing was changed. A read-write Open
+	// treats such a file as damaged (ErrCorrupt) and moves it aside.
+	ErrNotJournal = errors.New("not a posagent journal")
+
+	// ErrWrongKey: the key authenticates none of the journal's records: another terminal's
+	// key, or another terminal's journal. Not damage.
+	ErrWrongKey = errors.New("the key does not match the journal")
+
 	// ErrHeld: offline sales are suspended until a technician acts (see Journal.Hold).
 	ErrHeld = errors.New("offline sales suspended")
 

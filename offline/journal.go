@@ -34,6 +34,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -134,6 +135,9 @@ func Open(path string, opts Options) (*Journal, error) {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("open journal: %w", err)
 		}
+		if err := checkHeader(path); err != nil {
+			return nil, err
+		}
 	}
 	j, detail, err := open(path, opts)
 	if err == nil {
@@ -168,6 +172,25 @@ func Open(path string, opts Options) (*Journal, error) {
 		return nil, fmt.Errorf("%w (and holding offline sales failed: %v)", ce, err)
 	}
 	return nil, ce
+}
+
+// sqliteMagic opens every SQLite database file.
+const sqliteMagic = "SQLite format 3\x00"
+
+// checkHeader gives ErrNotJournal for a non-empty file that is not a SQLite database, so
+// that a read-only Open tells the wrong file from a damaged journal.
+func checkHeader(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open journal: %w", err)
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteMagic))
+	n, _ := io.ReadFull(f, head)
+	if n > 0 && string(head[:n]) != sqliteMagic {
+		return fmt.Errorf("open journal: %s: %w (not a SQLite database)", path, ErrNotJournal)
+	}
+	return nil
 }
 
 // open opens and checks the file; a non-empty detail means it is damaged.
@@ -421,6 +444,9 @@ func (j *Journal) migrate(ctx context.Context) error {
 		return fmt.Errorf("the journal's schema version %d is newer than this posagent knows (%d); use a newer posagent", version, len(ms))
 	}
 	if j.opts.ReadOnly {
+		if version == 0 {
+			return fmt.Errorf("%s: %w (a SQLite database without the journal's schema)", j.path, ErrNotJournal)
+		}
 		if version < len(ms) {
 			return fmt.Errorf("the journal's schema version %d is older than this posagent's (%d); let the agent open it once to migrate it", version, len(ms))
 		}

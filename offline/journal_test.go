@@ -3,6 +3,7 @@ package offline
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -516,8 +517,8 @@ func TestOpen_NotADatabase(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j.db")
 	os.WriteFile(path, bytes.Repeat([]byte("not sqlite "), 1000), 0o600)
 	_, err := Open(path, Options{ReadOnly: true})
-	if !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("read-only open: %v, want ErrCorrupt", err)
+	if !errors.Is(err, ErrNotJournal) || errors.Is(err, ErrCorrupt) {
+		t.Fatalf("read-only open: %v, want ErrNotJournal (the wrong file, not a damaged journal)", err)
 	}
 	if _, err := os.Stat(path); err != nil {
 		t.Error("read-only open moved the file")
@@ -529,6 +530,42 @@ func TestOpen_NotADatabase(t *testing.T) {
 	}
 	if !strings.HasPrefix(filepath.Base(ce.MovedTo), "j.db.corrupt-") {
 		t.Errorf("moved to %s", ce.MovedTo)
+	}
+}
+
+// TestOpen_ReadOnlyNotAJournal: a SQLite database without the journal's schema is not a
+// journal, and a read-only open leaves it as it was.
+func TestOpen_ReadOnlyNotAJournal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "other.db")
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE t (x)"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := Open(path, Options{ReadOnly: true}); !errors.Is(err, ErrNotJournal) || errors.Is(err, ErrCorrupt) {
+		t.Fatalf("read-only open: %v, want ErrNotJournal", err)
+	}
+}
+
+// TestJournal_VerifyWrongKey: a key that authenticates no record is ErrWrongKey; one
+// altered record under the right key is still a broken link.
+func TestJournal_VerifyWrongKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	j := openTest(t, path, Options{Policy: testPolicy()})
+	mustAppend(t, j, sale("a", 100, false))
+	mustAppend(t, j, sale("b", 200, false))
+	j.Close()
+	other, err := LoadKey(filepath.Join(t.TempDir(), "other.key"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := openTest(t, path, Options{ReadOnly: true, Key: other})
+	rep, err := r.Verify(context.Background())
+	if !errors.Is(err, ErrWrongKey) || rep.Broken != nil {
+		t.Fatalf("verify with another key: %+v %v, want ErrWrongKey", rep, err)
 	}
 }
 

@@ -200,6 +200,14 @@ func (j *Journal) Verify(ctx context.Context) (VerifyReport, error) {
 		}
 		if key != nil {
 			if !bytes.Equal(key.RecordMAC(hash), mac) {
+				if rep.Records == 1 {
+					if wrong, err := noMACMatches(ctx, tx, key); err != nil {
+						return rep, classify("verify journal", err)
+					} else if wrong {
+						rep.Records, rep.FirstSeq, rep.LastSeq = 0, 0, 0
+						return rep, fmt.Errorf("verify journal: %w: no record's HMAC matches it (another terminal's key or journal?)", ErrWrongKey)
+					}
+				}
 				return broken("hmac does not match (altered record, or another terminal's key)")
 			}
 			if sealed != nil || e.CredentialTag != nil {
@@ -286,4 +294,24 @@ func (j *Journal) Purge(ctx context.Context, now time.Time) (int, error) {
 		return int(n), classify("purge journal: vacuum", err)
 	}
 	return int(n), j.Checkpoint(ctx)
+}
+
+// noMACMatches reports whether key authenticates none of the records: a wrong key, where an
+// altered record leaves the others matching.
+func noMACMatches(ctx context.Context, tx *sql.Tx, key *Key) (bool, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT hash, mac FROM sales ORDER BY seq`)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var hash, mac []byte
+		if err := rows.Scan(&hash, &mac); err != nil {
+			return false, err
+		}
+		if bytes.Equal(key.RecordMAC(hash), mac) {
+			return false, nil
+		}
+	}
+	return true, rows.Err()
 }

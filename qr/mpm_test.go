@@ -93,7 +93,7 @@ func stripOffsets(objs []Object) []Object {
 }
 
 func TestParseMPM_LengthsCountCharacters(t *testing.T) {
-	// DESIGN.md / EMV MPM: "64200002ZH0104最佳运输0202北京" has length 04 for four Chinese
+	// EMV MPM (the spec example): "64200002ZH0104最佳运输0202北京" has length 04 for four Chinese
 	// characters, and the template's length 20 counts characters too.
 	body := "000201010211" + "29300012D156000000000510A93FO3230Q" + "52044111" + "5303156" + "5802CN" +
 		"5914BEST TRANSPORT" + "6007BEIJING" + "64200002ZH0104最佳运输0202北京"

@@ -31,9 +31,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/posagent/posagent/offline"
 	"github.com/posagent/posagent/sync/acquirer"
-	"github.com/posagent/posagent/sync/wire"
 )
 
 func main() {
@@ -154,46 +152,10 @@ when the amount exceeds what is left of it. 'acquirerd totals' prints a period's
 	root.Flags().DurationVar(&simPending, "sim-pending", 3*time.Second, "amounts ending in 96 and 97: how long they stay pending_customer")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.Version = Version()
+	root.SetVersionTemplate("acquirerd " + Version() + "\n")
 
-	terminals := &cobra.Command{Use: "terminals", Short: "Manage registered terminals", Args: cobra.NoArgs}
-	var policyMax int64
-	add := &cobra.Command{
-		Use:   "add ID",
-		Short: "Register a terminal and print its new secret (shown only this once)",
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError{errors.New("terminals add takes one terminal ID")}
-			}
-			return nil
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if dsn == "" {
-				return usageError{errors.New("terminals add needs --db sqlite:PATH or postgres://…")}
-			}
-			id := args[0]
-			if len(id) > 64 || strings.ContainsAny(id, "/ \t\n") {
-				return fmt.Errorf("terminal ID %q must be at most 64 characters without '/' or spaces", id)
-			}
-			store, err := openStore(cmd.Context(), dsn, keyFile)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			secret := make([]byte, offline.KeySize)
-			rand.Read(secret)
-			defer clear(secret)
-			policy := wire.Policy{MethodsOffline: []string{"emv-cpm", "wallet-code"}, MaxAmount: map[string]int64{"CNY": policyMax},
-				MaxOutstanding: map[string]int64{"CNY": 20 * policyMax}, MaxCount: 200, MaxAgeSeconds: 72 * 3600}
-			if err := store.AddTerminal(cmd.Context(), id, secret, policy); err != nil {
-				return fmt.Errorf("add terminal: %w", err)
-			}
-			fmt.Fprintf(stdout, "terminal %s registered; its secret (shown only now): write this line to the terminal's key file (mode 0600):\n%s\n", id, hex.EncodeToString(secret))
-			return nil
-		},
-	}
-	add.Flags().Int64Var(&policyMax, "offline-max", 50000, "offline limit per sale in CNY minor units")
-	terminals.AddCommand(add)
-	root.AddCommand(terminals)
+	root.AddCommand(terminalsCommand(&dsn, &keyFile, stdout))
 	root.AddCommand(ledgerCommand(&dsn, &keyFile, stdout))
 	root.AddCommand(totalsCommand(&dsn, &keyFile, stdout))
 	root.SetArgs(args)
@@ -230,6 +192,9 @@ func openStore(ctx context.Context, dsn, keyFile string) (acquirer.Store, error)
 		defer cancel()
 		return acquirer.OpenPostgres(ctx, dsn, key)
 	}
+	if err := checkSQLitePath(path); err != nil {
+		return nil, err
+	}
 	if keyFile == "" {
 		keyFile = path + ".key"
 	}
@@ -238,6 +203,37 @@ func openStore(ctx context.Context, dsn, keyFile string) (acquirer.Store, error)
 		return nil, err
 	}
 	return acquirer.OpenSQLite(path, key)
+}
+
+// sqliteMagic opens every SQLite database file.
+const sqliteMagic = "SQLite format 3\x00"
+
+// checkSQLitePath refuses, before anything is written, an empty path, a directory and a
+// file that is not a SQLite database. A missing or empty file is a new store.
+func checkSQLitePath(path string) error {
+	if path == "" {
+		return usageError{errors.New("--db sqlite: needs a path, e.g. sqlite:/var/lib/acquirerd/acquirer.db")}
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open acquirer store: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		return fmt.Errorf("--db sqlite:%s is a directory, not a database file", path)
+	}
+	head := make([]byte, len(sqliteMagic))
+	n, err := io.ReadFull(f, head)
+	if n == 0 && (err == io.EOF || err == nil) {
+		return nil
+	}
+	if string(head[:n]) != sqliteMagic {
+		return fmt.Errorf("--db sqlite:%s is not a SQLite database (nothing was written to it): check the path", path)
+	}
+	return nil
 }
 
 // masterKey reads the 32-byte key (64 hex digits) at path, creating it with mode 0600 if it

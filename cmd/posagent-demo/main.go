@@ -293,7 +293,7 @@ func (d *demo) story(ctx context.Context) error {
 		return err
 	}
 	d.say("  QR for CNY 23.72, order %s: %s", p.Order, short(p.QR, 60))
-	d.say("  display: %s", d.screen(ctx))
+	d.say("  display: %s", d.screenWhen(ctx, func(sc string) bool { return strings.Contains(sc, "SCAN QR TO PAY") }))
 	if p, err = d.waitDone(ctx, p.ID); err != nil {
 		return err
 	}
@@ -397,7 +397,7 @@ func (d *demo) report(p *payment, took time.Duration) {
 		line += fmt.Sprintf("  sale #%d", p.Sequence)
 	}
 	d.say("%s", line)
-	d.say("      display: %s", d.screen(context.Background()))
+	d.say("      display: %s", d.screenWhen(context.Background(), func(sc string) bool { return settled(sc, p) }))
 }
 
 func (d *demo) waitDone(ctx context.Context, id string) (*payment, error) {
@@ -438,6 +438,51 @@ func (d *demo) waitOnline(ctx context.Context, want bool) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the agent did not see the acquirer online=%v in 30 s", want)
 		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// transitional are the first lines of the screens a payment shows on its way: a final
+// state's screen replaces them, a moment after the state is published.
+var transitional = []string{"Scan your code", "PROCESSING...", "CHECKING PAYMENT", "CONFIRM ON YOUR PHONE", "SCAN QR TO PAY"}
+
+// settled reports whether screen (as screen formats it) is the one the display shows for
+// p's final state: not a screen of the way there, and for an approved payment, the
+// approval of this payment's amount (not the previous payment's).
+func settled(screen string, p *payment) bool {
+	first, second, _ := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(screen, "["), "]"), " / ")
+	for _, t := range transitional {
+		if strings.HasPrefix(first, t) {
+			return false
+		}
+	}
+	// A final screen has no "TOTAL" line: one is the way there's second line, not yet
+	// overwritten (the display is read while it is being written).
+	if strings.HasPrefix(strings.ToUpper(second), "TOTAL") {
+		return false
+	}
+	switch p.State {
+	case "approved", "stored", "uploading":
+		return strings.HasPrefix(first, "APPROVED") && strings.Contains(screen, fmt.Sprintf("%d.%02d", p.Amount/100, p.Amount%100))
+	case "canceled":
+		return strings.HasPrefix(first, "CANCELED")
+	}
+	return first != ""
+}
+
+// screenWhen waits (up to 3 s) for the display to show a screen that ok accepts: the
+// display is written at the serial line's pace, after the state the demo has just read.
+// It returns the screen shown then, or the last one read.
+func (d *demo) screenWhen(ctx context.Context, ok func(string) bool) string {
+	deadline := time.Now().Add(3 * time.Second)
+	prev := ""
+	for {
+		sc := d.screen(ctx)
+		// Accepted twice 100 ms apart: the display has finished writing it.
+		if (ok(sc) && sc == prev) || time.Now().After(deadline) || ctx.Err() != nil {
+			return sc
+		}
+		prev = sc
 		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -27,6 +27,13 @@ func TestMain_Version(t *testing.T) {
 	}
 }
 
+func TestMain_VersionFlag(t *testing.T) {
+	code, out, errOut := run(t, "", "--version")
+	if code != 0 || !strings.HasPrefix(out, "posagent ") {
+		t.Fatalf("--version: exit %d, %q, stderr %q", code, out, errOut)
+	}
+}
+
 func TestMain_UsageErrors(t *testing.T) {
 	tests := [][]string{
 		{"frobnicate"},
@@ -211,5 +218,28 @@ func TestMain_QREncodeDecode(t *testing.T) {
 	code, out, _ = run(t, "", "qr", "encode", "--ascii", "hello")
 	if code != 0 || !strings.ContainsAny(out, "█▀▄") {
 		t.Errorf("ascii rendering: exit %d, %q", code, out)
+	}
+}
+
+// TestMain_Hints: qr decode and print give a hint that fits the error.
+func TestMain_Hints(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "notes.txt")
+	os.WriteFile(text, []byte("hello\n"), 0o600)
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"currency": "CNY", "items": [{"name": "x", "quantity": 0, "unit_price": 1, "amount": 0}]}`), 0o600)
+	for _, tc := range []struct {
+		args        []string
+		hint, avoid string
+	}{
+		{[]string{"qr", "decode", filepath.Join(dir, "none.png")}, "hint: check the file name", "sharper"},
+		{[]string{"qr", "decode", text}, "hint: give a PNG, JPEG or GIF image", "sharper"},
+		{[]string{"print", "--port", "/dev/null", filepath.Join(dir, "none.json")}, "hint: check the receipt file's name", "printer"},
+		{[]string{"print", "--port", "/dev/null", bad}, "docs/receipt.md", "printer"},
+	} {
+		code, _, stderr := run(t, "", tc.args...)
+		if code != 1 || !strings.Contains(stderr, tc.hint) || strings.Contains(stderr, tc.avoid) {
+			t.Errorf("%v: exit %d, %q; want the hint %q", tc.args, code, stderr, tc.hint)
+		}
 	}
 }

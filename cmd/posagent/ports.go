@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/posagent/posagent/drivers/serial"
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/posagent/posagent/configs"
+	"github.com/posagent/posagent/drivers/escpos"
 )
 
 func init() { commands = append(commands, (*Main).portsCommand) }
@@ -15,46 +21,137 @@ func init() { commands = append(commands, (*Main).portsCommand) }
 var listPorts = serial.ListPorts
 
 func (m *Main) portsCommand() *cobra.Command {
-	var asJSON bool
+	var asJSON, probe bool
 	cmd := &cobra.Command{
-		Use:   "ports [--json]",
+		Use:   "ports [--json] [--probe]",
 		Short: "List the serial ports with their USB IDs and the driver that claims each",
 		Long: `List the machine's serial ports: the device node, for USB devices the vendor and
 product IDs, serial number, manufacturer and product names and the /dev/serial/by-id
 links, and the kernel driver bound to the port (cdc_acm, ftdi_sio, ch341, pl2303, …).
 
 Any of these can be given to --port: the path, the by-id link, or VID:PID[:SERIAL].
-Built-in UARTs (ttyS*) are probed by opening them, so do not run this in a loop.`,
+Built-in UARTs (ttyS*) are probed by opening them, so do not run this in a loop.
+
+Each USB device is matched against the device table (configs/devices.yaml: known
+scanners, printers and displays by VID:PID) and the ROLE column says which role it would
+take in the config (devices.printer, .scanner, .display). A known printer is asked DLE EOT
+(harmless: it only reports its status); with --probe every port whose role is unknown
+(adapters, built-in UARTs) is asked too, and one that answers is a printer.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ports, err := listPorts()
 			if err != nil {
 				return fmt.Errorf("list serial ports: %w", err)
 			}
-			if ports == nil {
-				ports = []serial.PortInfo{}
+			table, err := loadDeviceTable()
+			if err != nil {
+				return err
+			}
+			found := make([]foundPort, 0, len(ports))
+			for _, p := range ports {
+				f := foundPort{PortInfo: p, Role: "unknown"}
+				if d, ok := table.match(p); ok {
+					f.Role, f.Known = d.Role, d.Name
+				}
+				if f.Role == "printer" || (probe && f.Role == "unknown") {
+					f.Probe = probePrinter(cmd.Context(), p.Name)
+					if f.Role == "unknown" && !strings.HasPrefix(f.Probe, "no answer") && !strings.HasPrefix(f.Probe, "cannot open") {
+						f.Role = "printer"
+					}
+				}
+				found = append(found, f)
 			}
 			if asJSON {
-				return m.writeJSON(ports)
+				return m.writeJSON(found)
 			}
 			if len(ports) == 0 {
 				fmt.Fprintln(m.Stderr, "no serial ports found")
 				return nil
 			}
 			tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PORT\tUSB ID\tSERIAL\tDRIVER\tDEVICE\tBY-ID")
-			for _, p := range ports {
+			fmt.Fprintln(tw, "PORT\tUSB ID\tSERIAL\tDRIVER\tDEVICE\tBY-ID\tROLE\tPROBE")
+			for _, f := range found {
+				p := f.PortInfo
 				id, product := "-", strings.TrimSpace(p.Manufacturer+" "+p.Product)
 				if p.IsUSB {
 					id = strings.ToLower(p.VID + ":" + p.PID)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, id, dash(p.Serial), dash(p.Driver), dash(product), dash(strings.Join(p.ByID, " ")))
+				if product == "" {
+					product = f.Known
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, id, dash(p.Serial), dash(p.Driver), dash(product), dash(strings.Join(p.ByID, " ")), f.Role, dash(f.Probe))
 			}
 			return tw.Flush()
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	cmd.Flags().BoolVar(&probe, "probe", false, "also ask ports of unknown role DLE EOT (a printer answers)")
 	return cmd
+}
+
+// foundPort is one line of posagent ports: the port, the role the device table gives it,
+// and what a probe found.
+type foundPort struct {
+	serial.PortInfo
+	Role  string `json:"role"`            // printer, scanner, display or unknown
+	Known string `json:"known,omitempty"` // the table's name for the device
+	Probe string `json:"probe,omitempty"` // the printer's status, "no answer", …
+}
+
+// knownDevice is one line of configs/devices.yaml.
+type knownDevice struct {
+	VID  string `yaml:"vid"`
+	PID  string `yaml:"pid"`
+	Role string `yaml:"role"`
+	Name string `yaml:"name"`
+}
+
+type deviceTable struct {
+	Devices []knownDevice `yaml:"devices"`
+}
+
+func loadDeviceTable() (deviceTable, error) {
+	var t deviceTable
+	if err := yaml.Unmarshal(configs.Devices, &t); err != nil {
+		return t, fmt.Errorf("configs/devices.yaml: %w", err)
+	}
+	return t, nil
+}
+
+func (t deviceTable) match(p serial.PortInfo) (knownDevice, bool) {
+	if !p.IsUSB {
+		return knownDevice{}, false
+	}
+	for _, d := range t.Devices {
+		if strings.EqualFold(d.VID, p.VID) && strings.EqualFold(d.PID, p.PID) {
+			return d, true
+		}
+	}
+	return knownDevice{}, false
+}
+
+// probeTimeout bounds one DLE EOT probe; tests shorten it.
+var probeTimeout = time.Second
+
+// probePrinter asks the port for a printer's status (DLE EOT 1, 2, 4: status requests a
+// printer answers without printing anything) and describes the answer.
+func probePrinter(ctx context.Context, name string) string {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	p, err := defaultDoctor().openPort(ctx, name, 9600)
+	if err != nil {
+		return "cannot open: " + oneLine(err.Error())
+	}
+	defer p.Close()
+	prof, err := escpos.LoadProfile("generic-58", "")
+	if err != nil {
+		return err.Error()
+	}
+	st, err := escpos.New(p, prof, escpos.Options{Baud: 9600}).Status(ctx)
+	if err != nil {
+		return "no answer to DLE EOT"
+	}
+	return "printer: " + st.String()
 }
 
 func dash(s string) string {

@@ -43,7 +43,7 @@ func (m *Main) printCommand() *cobra.Command {
 		Long: `Print a receipt on an ESC/POS receipt printer on a serial port.
 
 The receipt is the JSON the POS app sends (amounts in minor units, unknown fields
-refused); see DESIGN.md. It is laid out for the printer profile (paper width, Chinese
+refused); see docs/receipt.md and the sample configs/receipt.json. It is laid out for the printer profile (paper width, Chinese
 GB18030 mode, native or raster QR, cutter): ` + strings.Join(escpos.ProfileNames(""), ", ") + `,
 or NAME.json in --profile-dir.
 
@@ -93,14 +93,15 @@ func (m *Main) readReceipt(arg string) (*posagent.Receipt, error) {
 	if arg != "-" {
 		f, err := os.Open(arg)
 		if err != nil {
-			return nil, invalid(fmt.Errorf("open receipt: %w", err))
+			return nil, withHint(invalid(fmt.Errorf("open receipt: %w", err)), "check the receipt file's name; configs/receipt.json is a sample")
 		}
 		defer f.Close()
 		r, name = f, arg
 	}
 	rc, err := posagent.DecodeReceipt(r)
 	if err != nil {
-		return nil, invalid(fmt.Errorf("%s: %w", name, err))
+		return nil, withHint(invalid(fmt.Errorf("%s: %w", name, err)),
+			"fix that field of the receipt JSON: its format is docs/receipt.md, configs/receipt.json is a sample")
 	}
 	return rc, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -376,12 +377,30 @@ file failed; the others are still printed.`,
 			}
 			switch {
 			case len(failed) == 1:
-				return withHint(invalid(firstErr), "use a sharper, larger or better-lit image")
+				return withHint(invalid(firstErr), decodeHint(firstErr))
 			case len(failed) > 1:
 				return withHint(invalid(fmt.Errorf("%d of %d files failed (%s); first: %w", len(failed), len(args), strings.Join(failed, ", "), firstErr)),
-					"use sharper, larger or better-lit images")
+					decodeHint(firstErr))
 			}
 			return nil
 		},
 	}
+}
+
+// decodeHint says what to do about an image qr decode could not read: the hint fits the
+// error (a missing file is not a blurred photo).
+func decodeHint(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "check the file name"
+	case errors.Is(err, fs.ErrPermission):
+		return "check the file's permissions"
+	case errors.Is(err, qr.ErrNoCode):
+		return "use a sharper, larger or better-lit image with the whole code in it"
+	case strings.Contains(err.Error(), "not a PNG, JPEG or GIF"):
+		return "give a PNG, JPEG or GIF image"
+	case errors.Is(err, posagent.ErrInvalidInput):
+		return "the image is too large or unreadable: crop it around the code, or save it again as PNG"
+	}
+	return "check the file is an image that can be read"
 }

@@ -78,6 +78,8 @@ func (f *queueFlags) open(write bool) (*offline.Journal, error) {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return nil, withHint(err, "give the journal's path with --journal or POSAGENT_JOURNAL")
+	case errors.Is(err, offline.ErrNotJournal):
+		return nil, withHint(err, "check the path: the agent's journal is journal.db in its data directory ("+defaultJournal+" on a terminal)")
 	case errors.Is(err, offline.ErrCorrupt):
 		return nil, withHint(err, "the file is damaged; keep it for analysis and call support")
 	case err != nil:
@@ -448,6 +450,9 @@ Exit status 0 when both hold, 1 otherwise.`,
 			}
 			defer j.Close()
 			rep, err := j.Verify(cmd.Context())
+			if errors.Is(err, offline.ErrWrongKey) {
+				return withHint(fmt.Errorf("%s: %w", f.keyFile, err), "pass this terminal's provisioned key file with --key-file (POSAGENT_KEY_FILE); the journal is not damaged by this")
+			}
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	_ "github.com/mattn/go-sqlite3"
 	"github.com/posagent/posagent"
 	"github.com/posagent/posagent/offline"
 )
@@ -182,13 +184,43 @@ func TestQueue_Verify(t *testing.T) {
 	other := filepath.Join(t.TempDir(), "other")
 	os.WriteFile(other, []byte(strings.Repeat("ab", 32)+"\n"), 0o600)
 	code, out, stderr = run(t, "", "queue", "verify", "--journal", journal, "--key-file", other)
-	if code != 1 || !strings.Contains(out, "BROKEN at sequence 1") || !strings.HasPrefix(stderr, "posagent: verify ") {
+	if code != 1 || !strings.Contains(stderr, "key does not match the journal") || !strings.Contains(stderr, "--key-file") ||
+		strings.Contains(stderr, "support") || strings.Contains(out, "BROKEN") {
 		t.Errorf("wrong key: exit %d\n%s%s", code, out, stderr)
 	}
 	os.Chmod(keyFile, 0o644)
 	code, _, stderr = run(t, "", "queue", "verify", "--journal", journal, "--key-file", keyFile)
 	if code != 1 || !strings.Contains(stderr, "chmod 600") {
 		t.Errorf("world-readable key: exit %d, %s", code, stderr)
+	}
+}
+
+// TestQueue_NotAJournal: a file that is not a journal is reported as such, not as a damaged
+// journal, and is left as it was.
+func TestQueue_NotAJournal(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "notes.txt")
+	os.WriteFile(text, []byte("not a database\n"), 0o600)
+	other := filepath.Join(dir, "other.db")
+	db, err := sql.Open("sqlite3", other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE t (x)"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for _, path := range []string{text, other} {
+		for _, cmd := range []string{"stats", "ls", "verify"} {
+			code, _, stderr := run(t, "", "queue", cmd, "--journal", path)
+			if code != 1 || !strings.Contains(stderr, "not a posagent journal") || strings.Contains(stderr, "damaged") ||
+				strings.Contains(stderr, "support") {
+				t.Errorf("%s %s: exit %d, %s", cmd, filepath.Base(path), code, stderr)
+			}
+		}
+	}
+	if b, _ := os.ReadFile(text); string(b) != "not a database\n" {
+		t.Errorf("the file was changed: %q", b)
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 // module version from the build info is used.
 var version = ""
 
-// Exit statuses, as DESIGN.md's command-line contract gives them.
+// Exit statuses, as the README gives them ("The qr commands").
 const (
 	exitOK     = 0
 	exitFailed = 1 // the input was invalid or the operation failed
@@ -130,6 +130,8 @@ Exit status: 0 success, 1 invalid input or failed operation, 2 usage error.`,
 			return cmd.Help()
 		},
 	}
+	root.Version = Version()
+	root.SetVersionTemplate(fmt.Sprintf("posagent %s (%s %s/%s)\n", Version(), runtime.Version(), runtime.GOOS, runtime.GOARCH))
 	root.SetIn(m.Stdin)
 	root.SetOut(m.Stdout)
 	root.SetErr(m.Stderr)

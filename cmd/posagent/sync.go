@@ -54,10 +54,12 @@ Exit status: 0 everything was sent and acknowledged, 1 something failed or was r
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if acquirerURL == "" {
-				return usageError{errors.New("sync needs --acquirer URL (or POSAGENT_ACQUIRER)")}
+				return withHint(usageError{errors.New("sync needs --acquirer URL (or POSAGENT_ACQUIRER)")},
+					"the acquirer's URL is acquirer.url in the agent's config, e.g. --acquirer https://acq.example:8443")
 			}
 			if keyFile == "" {
-				return usageError{errors.New("sync needs --key-file (or POSAGENT_KEY_FILE): requests and records are signed with the terminal's secret")}
+				return withHint(usageError{errors.New("sync needs --key-file (or POSAGENT_KEY_FILE): requests and records are signed with the terminal's secret")},
+					"on a terminal it is /etc/posagent/key; 'acquirerd terminals add ID' prints a new terminal's secret")
 			}
 			if batch < 1 || batch > 500 {
 				return usageError{fmt.Errorf("--batch %d must be between 1 and 500", batch)}

@@ -83,8 +83,8 @@ func TestSync_Errors(t *testing.T) {
 		wantCode int
 		wantErr  string
 	}{
-		{"no acquirer", []string{"sync", "--once", "--journal", journal, "--key-file", keyFile, "--acquirer", ""}, 2, "--acquirer"},
-		{"no key", []string{"sync", "--once", "--journal", journal, "--key-file", "", "--acquirer", "http://127.0.0.1:1"}, 2, "--key-file"},
+		{"no acquirer", []string{"sync", "--once", "--journal", journal, "--key-file", keyFile, "--acquirer", ""}, 2, "hint: the acquirer's URL is acquirer.url"},
+		{"no key", []string{"sync", "--once", "--journal", journal, "--key-file", "", "--acquirer", "http://127.0.0.1:1"}, 2, "hint: on a terminal it is /etc/posagent/key"},
 		{"bad URL", []string{"sync", "--once", "--journal", journal, "--key-file", keyFile, "--acquirer", "ftp://x"}, 2, "must be http"},
 		{"other terminal", []string{"sync", "--once", "--journal", journal, "--key-file", keyFile, "--acquirer", "http://127.0.0.1:1", "--terminal", "T9"}, 1, "belongs to terminal"},
 		{"no journal", []string{"sync", "--once", "--journal", journal + ".nope", "--key-file", keyFile, "--acquirer", "http://127.0.0.1:1"}, 1, "open journal"},

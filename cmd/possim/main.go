@@ -37,6 +37,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: possim --dir DIR [--listen 127.0.0.1:PORT] [--paper-dots 576|384]")
 		fs.PrintDefaults()
+		fmt.Fprint(stderr, controlHelp)
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -77,3 +78,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	<-ctlErr
 	return 0
 }
+
+// controlHelp documents the control API (internal/possim control.go) in --help.
+const controlHelp = `
+Control API: HTTP on --listen, its address in DIR/control.addr; JSON in and out, names in
+snake_case; errors are {"error": "..."} with a 4xx status.
+  GET  /                    the devices: {"printer": {"link", "tty", "plugged", "plugs"}, ...}
+  POST /scanner/scan        {"code": "134567890123456789", "aim": "]Q1", "suffix": "\r",
+                             "prefix": "", "chunk": 0, "gap_ms": 0}: the scanner sends a code
+  POST /scanner/noise       {"bytes": 16, "suffix": "\r"}: random bytes, as a bad read
+  GET  /scanner             {"triggers": N}: trigger commands received
+  GET  /display             {"lines": ["...", "..."], "brightness": N, "text": "..."}
+  POST /printer/state       {"state": "paper-out", "on": true}; states: paper-near-end,
+                            paper-out, offline, cover-open, silent (no DLE EOT answer), ok
+  GET  /printer/jobs        {"jobs": [{"n", "lines", "qr", "rasters", "cuts", "drawer",
+                             "truncated", "stopped", "overflow", "bold", "tall", "unknown",
+                             "text", "bytes"}, ...]}
+  POST /DEVICE/unplug       {"down_ms": 500}: unplugged, back after down_ms (-1: until plug)
+  POST /DEVICE/plug         plug DEVICE (printer, scanner or display) back in
+Example:
+  curl -s -d '{"code":"134567890123456789","aim":"]Q1"}' "http://$(cat DIR/control.addr)/scanner/scan"
+`

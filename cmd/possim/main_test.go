@@ -43,3 +43,15 @@ func TestRun_Usage(t *testing.T) {
 		}
 	}
 }
+
+func TestRun_HelpDocumentsControlAPI(t *testing.T) {
+	var out, errOut testio.Buffer
+	if c := run(context.Background(), []string{"--help"}, &out, &errOut); c != 2 && c != 0 {
+		t.Fatalf("--help: exit %d", c)
+	}
+	for _, want := range []string{"POST /scanner/scan", "GET  /display", "POST /printer/state", "GET  /printer/jobs", "POST /DEVICE/unplug", "down_ms", "control.addr"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("--help does not mention %q", want)
+		}
+	}
+}

@@ -12,7 +12,7 @@ import (
 	"github.com/posagent/posagent/qr"
 )
 
-// sampleReceipt is the DESIGN.md receipt, grown to a realistic one: 30 lines or so on
+// sampleReceipt is the docs/receipt.md receipt, grown to a realistic one: 30 lines or so on
 // 58 mm paper, with a long name, Chinese text and an EMV QR payload (ASCII).
 func sampleReceipt(t testing.TB) *posagent.Receipt {
 	t.Helper()

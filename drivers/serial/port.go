@@ -329,11 +329,11 @@ func gone(err error) bool {
 func (p *Port) emit(ev Event) {
 	switch ev.Kind {
 	case RetryFailed:
-		p.log.Debug("serial: reconnect attempt failed", "device", p.loc.String(), "attempt", ev.Attempt, "err", ev.Err)
+		p.log.Debug("serial: reconnect attempt failed", "port", p.loc.String(), "attempt", ev.Attempt, "err", ev.Err)
 	case Disconnected:
-		p.log.Info("serial: device disconnected", "device", p.loc.String(), "tty", ev.Name, "err", ev.Err)
+		p.log.Info("serial: device disconnected", "port", p.loc.String(), "tty", ev.Name, "err", ev.Err)
 	case Connected:
-		p.log.Info("serial: device reconnected", "device", p.loc.String(), "tty", ev.Name, "attempt", ev.Attempt, "downtime", ev.Downtime)
+		p.log.Info("serial: device reconnected", "port", p.loc.String(), "tty", ev.Name, "attempt", ev.Attempt, "downtime", ev.Downtime)
 	}
 	if p.opt.OnEvent != nil {
 		p.opt.OnEvent(ev)

@@ -72,24 +72,25 @@ func NewPrinter(dir string) *Printer {
 
 // PrintJob is one job as the simulated printer printed it.
 type PrintJob struct {
-	N       int      // 1, 2, … in the order printed
-	Lines   []string // the printed text lines, aligned in the columns (no trailing spaces)
-	QR      []string // QR contents: stored with GS ( k, or decoded from a raster image
-	Rasters int      // raster images (consecutive GS v 0 bands of one width are one image)
-	Cuts    int
-	Drawer  int // drawer pulses
+	N       int      `json:"n"`       // 1, 2, … in the order printed
+	Lines   []string `json:"lines"`   // the printed text lines, aligned in the columns (no trailing spaces)
+	QR      []string `json:"qr"`      // QR contents: stored with GS ( k, or decoded from a raster image
+	Rasters int      `json:"rasters"` // raster images (consecutive GS v 0 bands of one width are one image)
+	Cuts    int      `json:"cuts"`
+	Drawer  int      `json:"drawer"` // drawer pulses
 	// Truncated means the printer stopped in the job (paper out, cover open, offline):
 	// what came after Stopped was not printed.
-	Truncated bool
-	Stopped   string
+	Truncated bool   `json:"truncated"`
+	Stopped   string `json:"stopped"`
 	// Overflow counts text lines wider than the paper, which the printer wrapped.
-	Overflow int
+	Overflow int `json:"overflow"`
 	// Bold counts printed lines with at least one bold character; Tall, double-height lines.
-	Bold, Tall int
+	Bold int `json:"bold"`
+	Tall int `json:"tall"`
 	// Unknown lists the byte sequences the parser did not understand.
-	Unknown []string
-	Text    string // the .txt rendering
-	Bytes   int    // bytes received for the job, status requests included
+	Unknown []string `json:"unknown"`
+	Text    string   `json:"text"`  // the .txt rendering
+	Bytes   int      `json:"bytes"` // bytes received for the job, status requests included
 
 	elems []*element
 	dots  int // raster dots so far

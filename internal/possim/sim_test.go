@@ -246,8 +246,21 @@ func TestSim_PrinterReplugMidJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var jobs struct {
+		Jobs []map[string]any `json:"jobs"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&jobs)
 	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Errorf("GET /printer/jobs: %d", resp.StatusCode)
+	if resp.StatusCode != 200 || err != nil || len(jobs.Jobs) == 0 {
+		t.Fatalf("GET /printer/jobs: %d %v %v", resp.StatusCode, err, jobs)
+	}
+	// The control API's JSON names are snake_case, as its --help documents them.
+	for k := range jobs.Jobs[0] {
+		if k != strings.ToLower(k) {
+			t.Errorf("GET /printer/jobs: key %q is not snake_case", k)
+		}
+	}
+	if _, ok := jobs.Jobs[0]["lines"]; !ok {
+		t.Errorf("GET /printer/jobs: no \"lines\" in %v", jobs.Jobs[0])
 	}
 }

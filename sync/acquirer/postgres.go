@@ -260,7 +260,7 @@ func (s *Postgres) Secret(ctx context.Context, terminal string) ([]byte, error) 
 
 // ProvisionedSecret implements Store.
 func (s *Postgres) ProvisionedSecret(ctx context.Context, terminal string) ([]byte, error) {
-	return loadSecret(ctx, s.db, `SELECT secret FROM terminals WHERE id = $1`, s.aead, terminal)
+	return currentSecret(ctx, s.db, postgresSQL, s.aead, terminal)
 }
 
 // Seen implements Store and signing.Nonces: one INSERT … ON CONFLICT, so two nodes given

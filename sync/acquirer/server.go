@@ -193,6 +193,8 @@ func (s *Server) authError(w http.ResponseWriter, err error) int {
 	switch {
 	case errors.Is(err, signing.ErrMissing), errors.Is(err, signing.ErrMalformed):
 		return writeError(w, http.StatusUnauthorized, wire.CodeUnsigned, err.Error())
+	case errors.Is(err, ErrRevoked):
+		return writeError(w, http.StatusUnauthorized, wire.CodeUnknown, err.Error()+": this terminal may no longer sign requests; register it anew with `acquirerd terminals add` and provision it with `posagent provision --force`")
 	case errors.Is(err, signing.ErrUnknown):
 		return writeError(w, http.StatusUnauthorized, wire.CodeUnknown, "unknown terminal: register it with `acquirerd terminals add`")
 	case errors.Is(err, signing.ErrStale):

@@ -92,7 +92,15 @@ CREATE INDEX IF NOT EXISTS refunds_sale ON refunds (terminal, sale_id);`}
 // databases say user_version 0).
 // Version 3 adds the authorization's capture time and scheme (for totals) and the refunds
 // table (created with the schema).
-const sqliteVersion = 3
+// Version 4 adds the terminals' rotation and revocation columns (terminalColumns).
+const sqliteVersion = 4
+
+// terminalColumns are the columns version 4 adds to terminals (see TerminalAdmin).
+var terminalColumns = []struct{ name, decl string }{
+	{"prev_secret", "BLOB"},
+	{"prev_until", "INTEGER NOT NULL DEFAULT 0"}, // Unix ms
+	{"revoked_at", "INTEGER NOT NULL DEFAULT 0"}, // Unix ms; 0: not revoked
+}
 
 // authorizationColumns are the columns version 2 adds to authorizations: the sale, its
 // state, and what a pending or reversed authorization needs (see authRow).
@@ -152,6 +160,18 @@ func upgradeSQLite(db *sql.DB) error {
 		}
 		if _, err := tx.Exec(`ALTER TABLE authorizations ADD COLUMN ` + c.name + ` ` + c.decl); err != nil {
 			return fmt.Errorf("add authorizations.%s: %w", c.name, err)
+		}
+	}
+	for _, c := range terminalColumns {
+		var n int
+		if err := tx.QueryRow(`SELECT count(*) FROM pragma_table_info('terminals') WHERE name = ?`, c.name).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		if _, err := tx.Exec(`ALTER TABLE terminals ADD COLUMN ` + c.name + ` ` + c.decl); err != nil {
+			return fmt.Errorf("add terminals.%s: %w", c.name, err)
 		}
 	}
 	for _, stmt := range []string{
@@ -251,7 +271,7 @@ func signingKeyOf(terminal string, secret []byte) ([]byte, error) {
 // ProvisionedSecret implements Store. A secret stored by an older acquirerd as its 64 hex
 // digits (what the terminal's key file holds) is decoded to the 32 bytes the terminal uses.
 func (s *SQLite) ProvisionedSecret(ctx context.Context, terminal string) ([]byte, error) {
-	return loadSecret(ctx, s.db, `SELECT secret FROM terminals WHERE id = ?`, s.aead, terminal)
+	return currentSecret(ctx, s.db, sqliteSQL, s.aead, terminal)
 }
 
 // unsealSecret decrypts a terminal's sealed secret (see sealSecret).

@@ -2,7 +2,6 @@ package acquirer
 
 import (
 	"context"
-	"crypto/cipher"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/posagent/posagent"
-	"github.com/posagent/posagent/sync/signing"
 	"github.com/posagent/posagent/sync/wire"
 )
 
@@ -37,20 +35,6 @@ func signingSecret(ctx context.Context, p provisioner, terminal string) ([]byte,
 		return nil, err
 	}
 	return signingKeyOf(terminal, secret)
-}
-
-// loadSecret reads and decrypts a terminal's sealed secret with query (one parameter: the
-// terminal); an unknown terminal is signing.ErrUnknown.
-func loadSecret(ctx context.Context, q querier, query string, aead cipher.AEAD, terminal string) ([]byte, error) {
-	var sealed []byte
-	err := q.QueryRowContext(ctx, query, terminal).Scan(&sealed)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, signing.ErrUnknown
-	}
-	if err != nil {
-		return nil, fmt.Errorf("look up terminal: %w", err)
-	}
-	return unsealSecret(aead, terminal, sealed)
 }
 
 // loadConfig reads a terminal's policy with query (one parameter: the terminal).

@@ -92,6 +92,14 @@ type Keys interface {
 	Secret(ctx context.Context, terminal string) ([]byte, error)
 }
 
+// PreviousKeys is a Keys that also knows a terminal's previous secret while a rotation's
+// grace period lasts: a request that the current secret does not verify is tried with it.
+// PreviousSecret returns an error when there is none.
+type PreviousKeys interface {
+	Keys
+	PreviousSecret(ctx context.Context, terminal string) ([]byte, error)
+}
+
 // Nonces remembers nonces for the skew window. Seen records (terminal, nonce) and reports
 // whether it was already recorded; entries older than expires may be forgotten. It must be
 // atomic across the acquirer's nodes (the database does it with a unique key).
@@ -151,7 +159,14 @@ func (v *Verifier) Verify(req *http.Request) (terminal string, body []byte, err 
 	}
 	want := compute(secret, req.Method, requestPath(req), ts, nonce, body, terminal)
 	if !hmac.Equal(mac, want) {
-		return "", nil, ErrSignature
+		prev, ok := v.Keys.(PreviousKeys)
+		if !ok {
+			return "", nil, ErrSignature
+		}
+		old, err := prev.PreviousSecret(req.Context(), terminal)
+		if err != nil || !hmac.Equal(mac, compute(old, req.Method, requestPath(req), ts, nonce, body, terminal)) {
+			return "", nil, ErrSignature
+		}
 	}
 	// Only a correctly signed request may consume a nonce, or anyone could burn them.
 	seen, err := v.Nonces.Seen(req.Context(), terminal, nonce, at.Add(skew))

@@ -1,0 +1,9 @@
+package configs
+
+import _ "embed"
+
+// Devices is the device table of 'posagent ports' (devices.yaml): known scanners, printers,
+// displays and USB-serial adapters by USB vendor and product ID.
+//
+//go:embed devices.yaml
+var Devices []byte
