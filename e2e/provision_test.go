@@ -21,6 +21,9 @@ import (
 // provision, rotates its secret (the old one accepted for the grace period, then not) and
 // revokes it (401 with a hint), all through the real binaries.
 func TestProvision_EndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binaries; skipped with -short (and under emulation, where they are cross-built)")
+	}
 	bin := buildBinaries(t)
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "acq.db")
