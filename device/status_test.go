@@ -120,10 +120,22 @@ func chromiumPath(t *testing.T) string {
 
 // TestStatus_Browser drives the page in headless chromium against the real stack.
 func TestStatus_Browser(t *testing.T) {
+	if testing.Short() {
+		// Under -short (the suite under qemu-user) the browser is the host's, not the
+		// terminal's: the page is tested in the full run.
+		t.Skip("drives the host's chromium; skipped with -short")
+	}
 	exe := chromiumPath(t)
 	e := newEnv(t, withTechnician)
+	// The browser's profile lives outside t.TempDir: chromium's helper processes may still
+	// be writing it when the test ends, and a failed cleanup must not fail the test.
+	profile, err := os.MkdirTemp("", "posagent-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(profile) })
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]), chromedp.ExecPath(exe), chromedp.NoSandbox,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(filepath.Join(t.TempDir(), "chromium")))
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(profile))
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer acancel()
 	var mu sync.Mutex
@@ -178,7 +190,7 @@ func TestStatus_Browser(t *testing.T) {
 	}
 
 	// Sign in on a phone-sized screen; the devices come up green.
-	err := chromedp.Run(ctx, cdplog.Enable(), emulation.SetDeviceMetricsOverride(390, 844, 1, true),
+	err = chromedp.Run(ctx, cdplog.Enable(), emulation.SetDeviceMetricsOverride(390, 844, 1, true),
 		chromedp.Navigate(e.url+"/status"),
 		chromedp.WaitVisible("#token", chromedp.ByID),
 		chromedp.SendKeys("#token", techToken, chromedp.ByID),
