@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"runtime/debug"
 	"strings"
 
 	"github.com/posagent/posagent"
+	"github.com/posagent/posagent/internal/buildinfo"
 	"github.com/spf13/cobra"
 )
 
@@ -173,27 +173,8 @@ func (m *Main) versionCommand() *cobra.Command {
 	}
 }
 
-// Version is the build's version: the -X main.version value, else the module version and
-// VCS revision from the build info, else "devel".
-func Version() string {
-	if version != "" {
-		return version
-	}
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "devel"
-	}
-	v := info.Main.Version
-	if v == "" || v == "(devel)" {
-		v = "devel"
-	}
-	for _, s := range info.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			v += "+" + s.Value[:12]
-		}
-	}
-	return v
-}
+// Version is the build's version (see buildinfo.Version).
+func Version() string { return buildinfo.Version(version) }
 
 // invalid wraps an error in the input given on the command line.
 func invalid(err error) error {
