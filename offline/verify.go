@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/posagent/posagent"
@@ -158,6 +159,17 @@ func (j *Journal) Verify(ctx context.Context) (VerifyReport, error) {
 	if err := tx.QueryRowContext(ctx, `SELECT value FROM counter WHERE name = 'sequence'`).Scan(&counter); err != nil {
 		return rep, classify("verify journal", err)
 	}
+	// Records up to retired carry credential tags of a key a rotation replaced (Rekey):
+	// their credentials are checked by decryption under the current key alone.
+	var retired uint64
+	var v string
+	if err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, metaRetiredTags).Scan(&v); err == nil {
+		if retired, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return rep, fmt.Errorf("verify journal: %w: meta %s is %q", ErrCorrupt, metaRetiredTags, v)
+		}
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return rep, classify("verify journal", err)
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT seq, id, terminal, idempotency_key, reference, captured_at, amount, currency,
 		method, scheme, credential, credential_tag, prev_hash, hash, mac, kind, parent FROM sales ORDER BY seq`)
 	if err != nil {
@@ -215,7 +227,7 @@ func (j *Journal) Verify(ctx context.Context) (VerifyReport, error) {
 				if err != nil {
 					return broken("%v", err)
 				}
-				ok := bytes.Equal(key.CredentialTag(pt), e.CredentialTag)
+				ok := e.Sequence <= retired || bytes.Equal(key.CredentialTag(pt), e.CredentialTag)
 				clear(pt)
 				if !ok {
 					return broken("credential does not match the one the chain commits to")

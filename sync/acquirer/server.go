@@ -34,6 +34,12 @@ import (
 // defines the chain; VerifyJournalRecord is that definition.
 type ChainVerifier func(secret []byte, rec wire.Record) string
 
+// retiredSecrets is what a store offers when terminals' secrets can be rotated: the
+// replaced secret while the rotation's grace lasts (SQLite and Postgres do).
+type retiredSecrets interface {
+	RetiredSecret(ctx context.Context, terminal string) ([]byte, error)
+}
+
 // Options configure a Server. The zero value of each field is a sensible default.
 type Options struct {
 	Log *slog.Logger
@@ -495,14 +501,29 @@ func (s *Server) batch(w http.ResponseWriter, r request) int {
 		}
 		defer clear(secret)
 	}
+	// Records journaled before a rotation carry the replaced secret's MACs: accepted under
+	// it while the rotation's grace lasts. Looked up here, not inside StoreBatch's
+	// transaction, which may hold the store's only connection.
+	var retired []byte
+	if rs, ok := s.store.(retiredSecrets); ok && s.opts.VerifyChain != nil {
+		retired, _ = rs.RetiredSecret(r.Context(), r.terminal)
+		defer clear(retired)
+	}
 	check := func(prev *wire.Record, rec wire.Record) string {
 		if prev != nil && prev.Hash != rec.PrevHash {
 			return fmt.Sprintf("chain broken: prev_hash does not match the hash of sequence %d", prev.Sequence)
 		}
-		if s.opts.VerifyChain != nil {
-			return s.opts.VerifyChain(secret, rec)
+		if s.opts.VerifyChain == nil {
+			return ""
 		}
-		return ""
+		why := s.opts.VerifyChain(secret, rec)
+		if why == "" {
+			return ""
+		}
+		if retired != nil && s.opts.VerifyChain(retired, rec) == "" {
+			return ""
+		}
+		return why
 	}
 	decide := func(rec wire.Record) wire.Result {
 		d := Decide(rec.Amount)

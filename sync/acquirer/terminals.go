@@ -106,6 +106,19 @@ func previousSigningKey(ctx context.Context, q querier, d dialect, aead cipher.A
 	return signingKeyOf(terminal, secret)
 }
 
+// retiredSecret is RetiredSecret for both stores: the secret the last rotation replaced,
+// while its grace lasts; signing.ErrUnknown otherwise.
+func retiredSecret(ctx context.Context, q querier, d dialect, aead cipher.AEAD, now time.Time, terminal string) ([]byte, error) {
+	r, err := readTerminal(ctx, q, d, terminal)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.prev) == 0 || now.UnixMilli() >= r.prevUntil {
+		return nil, signing.ErrUnknown
+	}
+	return unsealSecret(aead, terminal, r.prev)
+}
+
 type execQuerier interface {
 	querier
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -203,6 +216,12 @@ func (s *SQLite) RevokeTerminal(ctx context.Context, terminal string) error {
 	return revokeTerminal(ctx, s.db, sqliteSQL, s.now(), terminal)
 }
 
+// RetiredSecret returns the secret the last rotation replaced while its grace lasts
+// (signing.ErrUnknown otherwise): records journaled under it are still accepted then.
+func (s *SQLite) RetiredSecret(ctx context.Context, terminal string) ([]byte, error) {
+	return retiredSecret(ctx, s.db, sqliteSQL, s.aead, s.now(), terminal)
+}
+
 // PreviousSecret implements signing.PreviousKeys.
 func (s *SQLite) PreviousSecret(ctx context.Context, terminal string) ([]byte, error) {
 	return previousSigningKey(ctx, s.db, sqliteSQL, s.aead, s.now(), terminal)
@@ -221,6 +240,12 @@ func (s *Postgres) RotateTerminal(ctx context.Context, terminal string, secret [
 // RevokeTerminal implements TerminalAdmin.
 func (s *Postgres) RevokeTerminal(ctx context.Context, terminal string) error {
 	return revokeTerminal(ctx, s.db, postgresSQL, s.now(), terminal)
+}
+
+// RetiredSecret returns the secret the last rotation replaced while its grace lasts
+// (signing.ErrUnknown otherwise): records journaled under it are still accepted then.
+func (s *Postgres) RetiredSecret(ctx context.Context, terminal string) ([]byte, error) {
+	return retiredSecret(ctx, s.db, postgresSQL, s.aead, s.now(), terminal)
 }
 
 // PreviousSecret implements signing.PreviousKeys.
