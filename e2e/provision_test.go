@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,7 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/posagent/posagent"
 	"github.com/posagent/posagent/device"
+	"github.com/posagent/posagent/internal/flock"
 	"github.com/posagent/posagent/offline"
 	"github.com/posagent/posagent/sync/uplink"
 	"github.com/posagent/posagent/sync/wire"
@@ -138,6 +141,31 @@ func TestProvision_EndToEnd(t *testing.T) {
 		t.Fatal("the key changed without --force")
 	}
 
+	// Sales stored offline under the first secret, not yet uploaded.
+	journalPath := filepath.Join(state, "journal.db")
+	openJournal := func(b wire.Bundle) *offline.Journal {
+		t.Helper()
+		key, err := offline.NewKey(mustHex(t, b.Secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, err := offline.Open(journalPath, offline.Options{Key: key, Terminal: "DEMO-T1", Policy: offline.Policy{
+			Methods: []posagent.Method{posagent.MethodWalletCode}, Limits: map[string]offline.Limit{"CNY": {PerTransaction: 100000, Outstanding: 1000000}}, MaxCount: 100}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	j := openJournal(first)
+	for i := range 3 {
+		if _, _, err := j.Append(t.Context(), offline.NewSale{IdempotencyKey: fmt.Sprintf("rot-%d", i), Reference: "R", Offline: true,
+			Amount: posagent.Amount{Minor: int64(1000 + i), Currency: cnyCurrency(t)}, Method: posagent.MethodWalletCode, Scheme: posagent.SchemeWeChatPay,
+			Credential: "134567890123456789"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.Close()
+
 	// Rotation: the new secret works at once, the old one during the grace period.
 	rotated := filepath.Join(dir, "DEMO-T1-rotated.json")
 	runBin(0, "acquirerd", "terminals", "rotate", "DEMO-T1", "--db", db, "--grace", "1h", "--bundle", rotated, "--url", url)
@@ -148,9 +176,30 @@ func TestProvision_EndToEnd(t *testing.T) {
 	if err := ping(first); err != nil {
 		t.Fatalf("the old secret within the grace period: %v", err)
 	}
+	// A running agent holds the journal: provisioning waits for it to stop.
+	lock, err := flock.Acquire(journalPath + ".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, errOut = provision(1, rotated, "--force")
+	lock.Release()
+	if !strings.Contains(errOut, "systemctl stop posagent") {
+		t.Fatalf("provision beside a running agent: %q", errOut)
+	}
 	out, _ = provision(0, rotated, "--force")
-	if !strings.HasPrefix(out, "provisioned DEMO-T1: acquirer reachable") {
+	if !strings.Contains(out, "uploaded 3 records under the current key") || !strings.Contains(out, "provisioned DEMO-T1: acquirer reachable") {
 		t.Fatalf("provision after rotate: %q", out)
+	}
+	// The journal moved to the new secret: it verifies under it, nothing waits, and a new
+	// sale goes up under it.
+	j = openJournal(second)
+	if rep, err := j.Verify(t.Context()); err != nil || rep.Broken != nil || !rep.MACChecked || rep.Records != 3 {
+		t.Fatalf("the journal after provision --force: %+v %v", rep, err)
+	}
+	j.Close()
+	ledger, _ := runBin(0, "acquirerd", "ledger", "--db", db, "--terminal", "DEMO-T1", "--json")
+	if got := strings.Count(ledger, `"sequence"`); got != 3 {
+		t.Fatalf("the acquirer's ledger holds %d records, want 3:\n%s", got, ledger)
 	}
 	if data, _ := os.ReadFile(filepath.Join(etc, "env")); !strings.Contains(string(data), "POSAGENT_API_TOKEN="+token+"\n") {
 		t.Fatalf("provision --force replaced the API token: %s", data)
@@ -186,4 +235,13 @@ func mustHex(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func cnyCurrency(t *testing.T) posagent.Currency {
+	t.Helper()
+	c, err := posagent.LookupCurrency("CNY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

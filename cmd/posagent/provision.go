@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/posagent/posagent/internal/flock"
 	"github.com/posagent/posagent/offline"
 	"github.com/posagent/posagent/sync/uplink"
 	"github.com/posagent/posagent/sync/wire"
@@ -100,7 +101,16 @@ func (m *Main) provision(ctx context.Context, o provisionOptions) error {
 	cfgPath := filepath.Join(o.configDir, "posagent.yaml")
 	caPath := filepath.Join(o.configDir, "acquirer-ca.pem")
 	if _, err := os.Stat(keyPath); err == nil && !o.force {
-		return fmt.Errorf("this terminal is provisioned already (%s exists): add --force to replace its identity; sales stored under the old key stay readable only with it, so sync them first ('posagent sync --once')", keyPath)
+		return withHint(fmt.Errorf("this terminal is provisioned already (%s exists)", keyPath),
+			"add --force to give it the bundle's identity (after 'acquirerd terminals rotate' the journal moves to the new secret)")
+	} else if err == nil {
+		release, err := m.moveJournal(ctx, o, b, secret, keyPath)
+		if err != nil {
+			return err
+		}
+		// Held until the new key is in place: an agent started meanwhile would find the
+		// journal under a key it does not have.
+		defer release()
 	}
 	uid, gid := -1, -1
 	if os.Geteuid() == 0 && o.user != "" {
@@ -185,6 +195,80 @@ func (m *Main) provision(ctx context.Context, o provisionOptions) error {
 	skew := p.ServerTime.Sub(sent.Add(rtt / 2)).Seconds()
 	fmt.Fprintf(m.Stdout, "provisioned %s: acquirer reachable, clock skew %.1f s\n", b.Terminal, math.Abs(skew))
 	return nil
+}
+
+// moveJournal moves the journal in o.stateDir (if there is one) from the terminal's
+// current key to secret before the key file is replaced: records not yet at the acquirer
+// are uploaded under the current key first (the acquirer accepts it for a rotation's
+// grace period), then Journal.Rekey. It returns with the journal's lock held; release
+// lets it go. A journal of another terminal, or one a running agent holds, is refused.
+func (m *Main) moveJournal(ctx context.Context, o provisionOptions, b wire.Bundle, secret []byte, keyPath string) (release func(), err error) {
+	path := filepath.Join(o.stateDir, "journal.db")
+	if _, err := os.Stat(path); err != nil {
+		return func() {}, nil
+	}
+	lock, err := flock.Acquire(path + ".lock")
+	if errors.Is(err, flock.ErrLocked) {
+		return nil, withHint(fmt.Errorf("journal %s: %w", path, err), "the agent is running: stop it ('systemctl stop posagent'), provision, then start it")
+	} else if err != nil {
+		return nil, fmt.Errorf("provision: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			lock.Release()
+		}
+	}()
+	old, err := offline.LoadKey(keyPath, false)
+	if err != nil {
+		return nil, withHint(fmt.Errorf("provision: the current key: %w", err), "the journal can move to the new secret only with the key it was written under")
+	}
+	next, err := offline.NewKey(secret)
+	if err != nil {
+		return nil, err
+	}
+	j, err := offline.Open(path, offline.Options{Key: old})
+	if err != nil {
+		return nil, fmt.Errorf("provision: %w", err)
+	}
+	defer j.Close()
+	if j.Terminal() != "" && j.Terminal() != b.Terminal {
+		return nil, withHint(fmt.Errorf("provision: the journal %s belongs to terminal %s, the bundle is for %s", path, j.Terminal(), b.Terminal),
+			"upload its records first ('posagent sync --once'), then move the journal away to give this terminal another identity")
+	}
+	err = j.Rekey(ctx, next)
+	if errors.Is(err, offline.ErrUnsent) {
+		// Upload what waits, under the key it was written with, and try again.
+		client, cerr := uplink.New(b.AcquirerURL, b.Terminal, old)
+		if cerr != nil {
+			return nil, cerr
+		}
+		if b.CAPEM != "" {
+			ca := filepath.Join(o.configDir, "acquirer-ca.pem")
+			if cerr := client.SetTLS(uplink.TLSOptions{CAFile: ca}); cerr != nil {
+				return nil, cerr
+			}
+		}
+		uctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		rep, serr := (&uplink.Syncer{Journal: j, Client: client, Key: old}).Once(uctx)
+		cancel()
+		fmt.Fprintf(m.Stdout, "uploaded %d records under the current key before the change\n", rep.Accepted+rep.Duplicate)
+		if serr != nil {
+			return nil, withHint(fmt.Errorf("provision: upload the records journaled under the current key: %w", serr),
+				"the acquirer accepts the replaced secret only during the rotation's grace ('acquirerd terminals ls' shows it): upload them before it ends")
+		}
+		err = j.Rekey(ctx, next)
+	}
+	var unsent *offline.UnsentError
+	if errors.As(err, &unsent) {
+		return nil, withHint(fmt.Errorf("provision: %d records in %s are not at the acquirer yet, so the journal keeps the current key", unsent.Records, path),
+			"start the agent with the current key until 'posagent queue ls' shows nothing waiting, stop it, and provision again")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provision: %w", err)
+	}
+	ok = true
+	return func() { lock.Release() }, nil
 }
 
 // provisionEnv returns the env file at path with set's variables set (other lines kept)
