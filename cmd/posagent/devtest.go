@@ -33,7 +33,7 @@ type devTestFlags struct {
 func (f *devTestFlags) devices() (device.DevicesConfig, error) {
 	cfg := device.DefaultConfig()
 	if f.config != "" {
-		c, err := device.LoadConfig(f.config, os.Getenv)
+		c, err := loadConfig(f.config)
 		if err != nil {
 			return cfg.Devices, withHint(invalid(err), "run 'posagent doctor --config "+f.config+"'")
 		}

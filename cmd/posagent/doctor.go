@@ -91,7 +91,7 @@ Exit status: 0 when nothing is wrong (warnings allowed), 1 otherwise.`,
 			if configPath == "" {
 				return usageError{errors.New("doctor needs --config FILE (or POSAGENT_CONFIG)")}
 			}
-			rep := defaultDoctor().run(cmd.Context(), configPath, os.Getenv)
+			rep := defaultDoctor().run(cmd.Context(), configPath, envWithFile(filepath.Join(filepath.Dir(configPath), "env")))
 			if asJSON {
 				if err := m.writeJSON(rep); err != nil {
 					return err

@@ -9,11 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/posagent/posagent/device"
 )
 
 // localAPI is a client of the running agent's local API, for the commands a technician
@@ -31,7 +29,7 @@ func newLocalAPI(configPath string) (*localAPI, error) {
 	if configPath == "" {
 		return nil, usageError{errors.New("needs the agent's --config FILE (or POSAGENT_CONFIG): its api.listen and api.token")}
 	}
-	cfg, err := device.LoadConfig(configPath, os.Getenv)
+	cfg, err := loadConfig(configPath)
 	if err != nil {
 		return nil, withHint(invalid(err), "give the config the agent runs with")
 	}

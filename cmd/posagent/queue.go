@@ -30,6 +30,42 @@ const defaultJournal = "/var/lib/posagent/journal.db"
 type queueFlags struct {
 	journal string
 	keyFile string
+	config  string
+	// journalSet, keySet: given on the command line or in the environment, so the
+	// config's values do not replace them.
+	journalSet, keySet bool
+}
+
+// defaultConfigFile is where 'posagent provision' and the package put the agent's config.
+const defaultConfigFile = "/etc/posagent/posagent.yaml"
+
+// fromConfig fills the journal and key file the user did not give from the agent's config:
+// --config, else $POSAGENT_CONFIG, else defaultConfigFile when it exists.
+func (f *queueFlags) fromConfig() error {
+	if f.journalSet && (f.keySet || f.keyFile != "") {
+		return nil
+	}
+	path, explicit := f.config, f.config != ""
+	if path == "" {
+		if _, err := os.Stat(defaultConfigFile); err != nil {
+			return nil
+		}
+		path = defaultConfigFile
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		if !explicit {
+			return nil // the built-in defaults stand
+		}
+		return withHint(err, "fix the config, or give the journal with --journal")
+	}
+	if !f.journalSet && cfg.Journal != "" {
+		f.journal = cfg.Journal
+	}
+	if !f.keySet && f.keyFile == "" && cfg.KeyFile != "" {
+		f.keyFile = cfg.KeyFile
+	}
+	return nil
 }
 
 func (m *Main) queueCommand() *cobra.Command {
@@ -48,8 +84,10 @@ they are safe while the agent runs. Credentials are always shown masked.
   verify    walk the hash chain and run SQLite's full integrity check
   release   lift the hold on offline sales after a damaged journal was checked
 
---journal defaults to $POSAGENT_JOURNAL, else ` + defaultJournal + `.
---key-file (default $POSAGENT_KEY_FILE) lets verify check every record's HMAC and credential.`,
+--journal defaults to $POSAGENT_JOURNAL, else the journal of the agent's config (--config,
+$POSAGENT_CONFIG, or ` + defaultConfigFile + ` when it exists), else ` + defaultJournal + `.
+--key-file (default $POSAGENT_KEY_FILE, else the config's key_file) lets verify check every
+record's HMAC and credential.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
@@ -59,6 +97,12 @@ they are safe while the agent runs. Credentials are always shown masked.
 	}
 	cmd.PersistentFlags().StringVar(&f.journal, "journal", journal, "the journal database file")
 	cmd.PersistentFlags().StringVar(&f.keyFile, "key-file", os.Getenv("POSAGENT_KEY_FILE"), "the provisioned key file (for verify)")
+	cmd.PersistentFlags().StringVar(&f.config, "config", os.Getenv("POSAGENT_CONFIG"), "the agent's YAML config, for its journal and key file")
+	cmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		f.journalSet = cmd.Flags().Changed("journal") || os.Getenv("POSAGENT_JOURNAL") != ""
+		f.keySet = cmd.Flags().Changed("key-file")
+		return f.fromConfig()
+	}
 	cmd.AddCommand(m.queueLsCommand(f), m.queueShowCommand(f), m.queueStatsCommand(f), m.queueExportCommand(f),
 		m.queueVerifyCommand(f), m.queueReleaseCommand(f))
 	return cmd

@@ -245,3 +245,33 @@ func TestQueue_Release(t *testing.T) {
 		t.Errorf("release without note: exit %d", code)
 	}
 }
+
+// TestQueue_FromConfig: without --journal, the queue commands use the journal and key file
+// of the agent's config, as 'posagent provision' wrote it.
+func TestQueue_FromConfig(t *testing.T) {
+	journal, keyFile, _ := queueJournal(t)
+	cfg := filepath.Join(t.TempDir(), "posagent.yaml")
+	yaml := fmt.Sprintf("terminal: \"T1\"\nstate_dir: %q\nkey_file: %q\nacquirer:\n  url: \"http://127.0.0.1:9\"\n", filepath.Dir(journal), keyFile)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The token is in the env file beside it, as provision writes it for systemd.
+	if err := os.WriteFile(filepath.Join(filepath.Dir(cfg), "env"), []byte("POSAGENT_API_TOKEN=0123456789abcdef0123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := run(t, "", "queue", "verify", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "chain: ok, 5 records") || !strings.Contains(out, "hmac checked") {
+		t.Fatalf("queue verify --config: exit %d\n%s%s", code, out, stderr)
+	}
+	// --journal still wins over the config.
+	code, _, stderr = run(t, "", "queue", "ls", "--config", cfg, "--journal", filepath.Join(t.TempDir(), "none.db"))
+	if code == 0 || !strings.Contains(stderr, "--journal") {
+		t.Fatalf("queue ls --journal missing: exit %d %s", code, stderr)
+	}
+	// A config that does not load is named, with a hint.
+	os.WriteFile(cfg, []byte("terminal: [\n"), 0o644)
+	code, _, stderr = run(t, "", "queue", "ls", "--config", cfg)
+	if code == 0 || !strings.Contains(stderr, "fix the config") {
+		t.Fatalf("queue ls with a broken config: exit %d %s", code, stderr)
+	}
+}
