@@ -141,9 +141,21 @@ func (d doctor) run(ctx context.Context, configPath string, getenv func(string) 
 
 	key, c := d.checkKey(cfg.KeyFile)
 	add(c)
-	add(d.checkPrinter(ctx, cfg.Devices.Printer))
-	add(d.checkPort(ctx, "display", cfg.Devices.Display.Port, cfg.Devices.Display.Baud))
-	add(d.checkPort(ctx, "scanner", cfg.Devices.Scanner.Port, cfg.Devices.Scanner.Baud))
+	if agentRunning(*cfg) {
+		// The running agent owns the ports: ask it what it sees.
+		states, err := d.agentDevices(ctx, *cfg)
+		for _, n := range []string{"printer", "display", "scanner"} {
+			if err != nil {
+				add(check{n, verdictFail, "the agent runs but its API does not answer: " + oneLine(err.Error()), "check api.listen and api.token, or stop the agent (systemctl stop posagent) and run doctor again"})
+				continue
+			}
+			add(deviceCheckFromAgent(n, states))
+		}
+	} else {
+		add(d.checkPrinter(ctx, cfg.Devices.Printer))
+		add(d.checkPort(ctx, "display", cfg.Devices.Display.Port, cfg.Devices.Display.Baud))
+		add(d.checkPort(ctx, "scanner", cfg.Devices.Scanner.Port, cfg.Devices.Scanner.Baud))
+	}
 	add(d.checkJournal(ctx, cfg, key))
 	acq, clock := d.checkAcquirer(ctx, cfg, key)
 	add(acq)

@@ -6,11 +6,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/posagent/posagent/device"
 
 	"github.com/posagent/posagent/internal/possim"
 	"github.com/posagent/posagent/sync/acquirer"
@@ -223,5 +227,69 @@ func TestDoctor_Journal(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(notJournal); string(b) != "shopping list\n" {
 		t.Errorf("doctor changed the file: %q", b)
+	}
+}
+
+// TestDoctor_RunningAgent: beside a running agent, which holds the journal and the ports,
+// doctor reports the devices as the agent sees them (its status API), with the same hints.
+func TestDoctor_RunningAgent(t *testing.T) {
+	s := newDoctorSetup(t)
+	cfg, err := device.LoadConfig(s.config, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.API.Listen = "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	a, err := device.New(ctx, cfg, device.Options{Log: slog.New(slog.DiscardHandler), Ready: func(addr string) { ready <- addr }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("agent stopped: %v", err)
+	}
+	// The config doctor reads names the address the agent got.
+	b, _ := os.ReadFile(s.config)
+	s.writeConfig(t, strings.Replace(string(b), "api: {token: doctor-test-token-0123456789}", "api: {token: doctor-test-token-0123456789, listen: \""+addr+"\"}", 1))
+
+	code, checks := doctorRun(t, s.config)
+	for _, name := range []string{"printer", "display", "scanner"} {
+		if c := checks[name]; c.Verdict != verdictOK || !strings.Contains(c.Detail, "running agent") {
+			t.Errorf("%s beside the agent: %+v, want ok from the running agent", name, c)
+		}
+	}
+	if code != 0 {
+		t.Fatalf("exit %d: %+v", code, checks)
+	}
+
+	s.sim.Printer.PaperOut(true)
+	_, checks = doctorRun(t, s.config)
+	if c := checks["printer"]; c.Verdict != verdictFail || !strings.Contains(c.Detail, "paper-end") || !strings.Contains(c.Hint, "load a paper roll") {
+		t.Errorf("paper out, from the agent: %+v", c)
+	}
+	s.sim.Printer.PaperOut(false)
+
+	// Unplugged: the agent notices on its own; doctor reports what it knows now.
+	unplug(t, s.sim, possim.ScannerName)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, checks = doctorRun(t, s.config)
+		c := checks["scanner"]
+		if c.Verdict == verdictFail {
+			if !strings.Contains(c.Detail, "disconnected") || !strings.Contains(c.Hint, "check its cable") {
+				t.Errorf("scanner unplugged, from the agent: %+v", c)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the scanner was unplugged 10 s ago and doctor still says %+v", c)
+		}
+		<-time.After(50 * time.Millisecond)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posagent/posagent/device"
 )
 
 // localAPI is a client of the running agent's local API, for the commands a technician
@@ -33,6 +34,11 @@ func newLocalAPI(configPath string) (*localAPI, error) {
 	if err != nil {
 		return nil, withHint(invalid(err), "give the config the agent runs with")
 	}
+	return localAPIOf(cfg), nil
+}
+
+// localAPIOf is a client of the API the agent with cfg serves.
+func localAPIOf(cfg device.Config) *localAPI {
 	scheme, client := "http", &http.Client{Timeout: 30 * time.Second}
 	if cfg.API.TLSCert != "" {
 		scheme = "https"
@@ -41,7 +47,7 @@ func newLocalAPI(configPath string) (*localAPI, error) {
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
-	return &localAPI{base: scheme + "://" + net.JoinHostPort(host, port), token: cfg.API.Token, http: client}, nil
+	return &localAPI{base: scheme + "://" + net.JoinHostPort(host, port), token: cfg.API.Token, http: client}
 }
 
 // apiCallError is an error answer of the local API.
