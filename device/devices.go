@@ -55,7 +55,7 @@ func openPeripherals(ctx context.Context, cfg DevicesConfig, log *slog.Logger, o
 			return nil, err
 		}
 		p, err := serial.Open(ctx, loc, serial.Options{
-			Baud: baud, WaitForDevice: true, Logger: log.With("device", name),
+			Baud: baud, WaitForDevice: true, Watch: 500 * time.Millisecond, Logger: log.With("device", name),
 			OnEvent: func(ev serial.Event) { d.portEvent(name, ev) },
 		})
 		if err != nil {

@@ -276,20 +276,23 @@ func TestDoctor_RunningAgent(t *testing.T) {
 	s.sim.Printer.PaperOut(false)
 
 	// Unplugged: the agent notices on its own; doctor reports what it knows now.
-	unplug(t, s.sim, possim.ScannerName)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, checks = doctorRun(t, s.config)
-		c := checks["scanner"]
-		if c.Verdict == verdictFail {
-			if !strings.Contains(c.Detail, "disconnected") || !strings.Contains(c.Hint, "check its cable") {
-				t.Errorf("scanner unplugged, from the agent: %+v", c)
+	// The display is only written to, the scanner only read: both are noticed.
+	for _, dev := range []string{possim.DisplayName, possim.ScannerName} {
+		unplug(t, s.sim, dev)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, checks = doctorRun(t, s.config)
+			c := checks[dev]
+			if c.Verdict == verdictFail {
+				if !strings.Contains(c.Detail, "disconnected") || !strings.Contains(c.Hint, "check its cable") {
+					t.Errorf("%s unplugged, from the agent: %+v", dev, c)
+				}
+				break
 			}
-			break
+			if time.Now().After(deadline) {
+				t.Fatalf("the %s was unplugged 10 s ago and doctor still says %+v", dev, c)
+			}
+			<-time.After(50 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the scanner was unplugged 10 s ago and doctor still says %+v", c)
-		}
-		<-time.After(50 * time.Millisecond)
 	}
 }

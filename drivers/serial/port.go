@@ -91,6 +91,11 @@ type Options struct {
 	// time out as during a replug). Without it, Open fails for an absent device.
 	WaitForDevice bool
 
+	// Watch, if positive, is how often a connected port checks that its device node is
+	// still there, so that an unplugged device is reported without a read or write (a
+	// display written to only when the screen changes). A stat per interval.
+	Watch time.Duration
+
 	// OnEvent, if set, is called on connection changes, from the goroutine that saw them;
 	// it must return quickly.
 	OnEvent func(Event)
@@ -229,11 +234,13 @@ func Open(ctx context.Context, loc Locator, opt Options) (*Port, error) {
 		p.wg.Add(1)
 		p.emit(Event{Kind: Disconnected, Err: err})
 		go p.reconnect()
+		p.startWatch()
 		return p, nil
 	}
 	p.cur, p.name, p.gen = c, name, 1
 	p.up = make(chan struct{})
 	close(p.up)
+	p.startWatch()
 	return p, nil
 }
 

@@ -346,3 +346,33 @@ func TestOpen_WaitForDevice(t *testing.T) {
 		t.Fatalf("device got %q", got)
 	}
 }
+
+// TestPort_WatchNoticesUnplugWithoutIO: a port nobody reads or writes (a display between
+// screens) reports the unplug through Watch, and comes back on its own.
+func TestPort_WatchNoticesUnplugWithoutIO(t *testing.T) {
+	dev := newFakeDev(t)
+	ev := make(events, 8)
+	openTest(t, dev.link, Options{Watch: 10 * time.Millisecond, OnEvent: ev.on})
+	dev.unplug()
+	if got := ev.wait(t, Disconnected); !errors.Is(got.Err, ErrDisconnected) {
+		t.Fatalf("disconnect cause %v, want ErrDisconnected", got.Err)
+	}
+	dev.plug()
+	ev.wait(t, Connected)
+}
+
+// TestPort_NoWatch: without Watch an idle port notices nothing (the watch is what reports).
+func TestPort_NoWatch(t *testing.T) {
+	dev := newFakeDev(t)
+	ev := make(events, 8)
+	p := openTest(t, dev.link, Options{OnEvent: ev.on})
+	dev.unplug()
+	if !p.Connected() {
+		t.Fatal("an idle port without Watch reported the unplug: the watch test proves nothing")
+	}
+	select {
+	case e := <-ev:
+		t.Fatalf("event %+v without Watch and without I/O", e)
+	default:
+	}
+}
