@@ -20,7 +20,7 @@ import (
 func init() { commands = append(commands, (*Main).syncCommand) }
 
 func (m *Main) syncCommand() *cobra.Command {
-	var journal, keyFile, acquirerURL, terminal string
+	var journal, keyFile, acquirerURL, terminal, configPath string
 	var tlsOpts uplink.TLSOptions
 	var once bool
 	var batch int
@@ -44,7 +44,10 @@ until interrupted. A progress bar shows on a terminal.
 
 --acquirer defaults to $POSAGENT_ACQUIRER, --terminal to $POSAGENT_TERMINAL (else the id
 the journal was created for), --key-file to $POSAGENT_KEY_FILE; the key file is the
-terminal's provisioned secret ('acquirerd terminals add' printed it).
+terminal's provisioned secret ('acquirerd terminals add' printed it). What none of these
+give comes from the agent's config (--config, $POSAGENT_CONFIG, or
+/etc/posagent/posagent.yaml when it exists, with the env file beside it), so on a
+provisioned terminal 'posagent sync --once' needs no flags.
 
 TLS: an https:// acquirer is checked against the system's CAs, or against --ca-file
 (a private PKI). For an acquirer that requires mutual TLS, --client-cert and --client-key
@@ -53,6 +56,36 @@ are this device's certificate and key (its CommonName is the terminal's id).
 Exit status: 0 everything was sent and acknowledged, 1 something failed or was rejected.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// What the command line and the environment leave out comes from the agent's
+			// config (and the env file beside it), as on a provisioned terminal.
+			if acquirerURL == "" || keyFile == "" || (!cmd.Flags().Changed("journal") && os.Getenv("POSAGENT_JOURNAL") == "") {
+				path, explicit := configPath, configPath != ""
+				if path == "" {
+					if _, err := os.Stat(defaultConfigFile); err == nil {
+						path = defaultConfigFile
+					}
+				}
+				if path != "" {
+					cfg, err := loadConfig(path)
+					switch {
+					case err != nil && explicit:
+						return withHint(err, "fix the config, or give --acquirer, --key-file and --journal")
+					case err == nil:
+						if acquirerURL == "" {
+							acquirerURL = cfg.Acquirer.URL
+						}
+						if keyFile == "" {
+							keyFile = cfg.KeyFile
+						}
+						if !cmd.Flags().Changed("journal") && os.Getenv("POSAGENT_JOURNAL") == "" && cfg.Journal != "" {
+							journal = cfg.Journal
+						}
+						if terminal == "" {
+							terminal = cfg.Terminal
+						}
+					}
+				}
+			}
 			if acquirerURL == "" {
 				return withHint(usageError{errors.New("sync needs --acquirer URL (or POSAGENT_ACQUIRER)")},
 					"the acquirer's URL is acquirer.url in the agent's config, e.g. --acquirer https://acq.example:8443")
@@ -111,6 +144,7 @@ Exit status: 0 everything was sent and acknowledged, 1 something failed or was r
 		},
 	}
 	cmd.Flags().StringVar(&journal, "journal", journal, "the journal database file")
+	cmd.Flags().StringVar(&configPath, "config", os.Getenv("POSAGENT_CONFIG"), "the agent's YAML config: --acquirer, --key-file and --journal default to its values")
 	cmd.Flags().StringVar(&keyFile, "key-file", os.Getenv("POSAGENT_KEY_FILE"), "the terminal's provisioned key file")
 	cmd.Flags().StringVar(&acquirerURL, "acquirer", os.Getenv("POSAGENT_ACQUIRER"), "the acquirer's base URL, e.g. https://acquirer.example")
 	cmd.Flags().StringVar(&terminal, "terminal", os.Getenv("POSAGENT_TERMINAL"), "this terminal's id (default: the journal's)")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"encoding/hex"
 	"net/http/httptest"
 	"os"
@@ -69,9 +70,13 @@ func TestSync_Once(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	code, out, _ = run(t, "", "sync", "--once", "--journal", journal, "--key-file", keyFile, "--acquirer", srv.URL)
+	// A provisioned terminal: everything from the config and the env file beside it.
+	cfg := filepath.Join(t.TempDir(), "posagent.yaml")
+	os.WriteFile(cfg, fmt.Appendf(nil, "terminal: T1\nstate_dir: %q\nkey_file: %q\nacquirer:\n  url: %q\n", filepath.Dir(journal), keyFile, srv.URL), 0o644)
+	os.WriteFile(filepath.Join(filepath.Dir(cfg), "env"), []byte("POSAGENT_API_TOKEN=0123456789abcdef0123\n"), 0o600)
+	code, out, stderr = run(t, "", "sync", "--once", "--config", cfg)
 	if code != 0 || !strings.Contains(out, "sent 0 record(s)") {
-		t.Fatalf("second sync: exit %d %s", code, out)
+		t.Fatalf("second sync, from the config: exit %d %s%s", code, out, stderr)
 	}
 }
 
