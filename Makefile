@@ -62,6 +62,17 @@ openapi:
 	npm_config_cache='$(NPM_CACHE)' npm_config_update_notifier=false REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
 		npx --yes $(REDOCLY) lint --format stylish $(OPENAPI)
 
+## possim-clientjobs: remake possim's golden ESC/POS jobs (internal/possim/testdata/clientjobs/golden) with the real
+##                    client libraries @point-of-sale/receipt-printer-encoder and node-escpos, pinned by the package-lock.json there and
+##                    installed by npm ci into a temporary directory (cache in NPM_CACHE). Needs node and npm.
+CLIENTJOBS := internal/possim/testdata/clientjobs
+.PHONY: possim-clientjobs
+possim-clientjobs:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+		cp $(CLIENTJOBS)/package.json $(CLIENTJOBS)/package-lock.json $(CLIENTJOBS)/*.mjs "$$tmp"/ && \
+		(cd "$$tmp" && npm_config_cache='$(NPM_CACHE)' npm_config_update_notifier=false npm ci --no-audit --no-fund --ignore-scripts >/dev/null) && \
+		node "$$tmp"/jobs.mjs $(CLIENTJOBS)/golden && node "$$tmp"/jobs-escpos.mjs $(CLIENTJOBS)/golden && echo "$(CLIENTJOBS)/golden"
+
 ## fuzz: run every fuzz target for FUZZTIME each (seed corpora live in testdata/fuzz)
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \

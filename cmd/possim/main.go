@@ -34,8 +34,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", "", "directory for the device links and control.addr (created if missing)")
 	listen := fs.String("listen", "127.0.0.1:0", "address of the control interface")
 	paper := fs.Int("paper-dots", 576, "printer paper width in dots: 576 for 80 mm, 384 for 58 mm")
+	profile := fs.String("printer-profile", "", "printer model: a profile name (generic-58, xprinter-xp58, …) or FILE.json; sets the paper width unless --paper-dots is given, and Chinese mode at power-on")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: possim --dir DIR [--listen 127.0.0.1:PORT] [--paper-dots 576|384]")
+		fmt.Fprintln(stderr, "usage: possim --dir DIR [--listen 127.0.0.1:PORT] [--paper-dots 576|384] [--printer-profile NAME]")
 		fs.PrintDefaults()
 		fmt.Fprint(stderr, controlHelp)
 	}
@@ -50,12 +51,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "possim: --paper-dots %d must be a multiple of 8 from 96 to 2048 (hint: 576 for 80 mm, 384 for 58 mm)\n", *paper)
 		return 2
 	}
+	var pp *possim.PrinterProfile
+	if *profile != "" {
+		var err error
+		if pp, err = possim.LoadPrinterProfile(*profile); err != nil {
+			fmt.Fprintf(stderr, "possim: %v (hint: --printer-profile generic-80)\n", err)
+			return 2
+		}
+	}
 	sim, err := possim.New(*dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "possim: %v\n", err)
 		return 1
 	}
 	sim.Printer.WidthDots = *paper
+	if pp != nil {
+		sim.Printer.SetProfile(pp)
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "paper-dots" {
+				sim.Printer.WidthDots = *paper
+			}
+		})
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ready := make(chan string, 1)
@@ -92,8 +109,10 @@ snake_case; errors are {"error": "..."} with a 4xx status.
   POST /printer/state       {"state": "paper-out", "on": true}; states: paper-near-end,
                             paper-out, offline, cover-open, silent (no DLE EOT answer), ok
   GET  /printer/jobs        {"jobs": [{"n", "lines", "qr", "rasters", "cuts", "drawer",
-                             "truncated", "stopped", "overflow", "bold", "tall", "unknown",
-                             "text", "bytes"}, ...]}
+                             "truncated", "stopped", "overflow", "bold", "tall", "spans",
+                             "barcodes": [{"type", "data", "hri", "x", "y", "width", "height"}],
+                             "images": [{"kind", "x", "y", "width", "height", "qr"}],
+                             "unknown", "text", "bytes"}, ...]}
   POST /DEVICE/unplug       {"down_ms": 500}: unplugged, back after down_ms (-1: until plug)
   POST /DEVICE/plug         plug DEVICE (printer, scanner or display) back in
 Example:

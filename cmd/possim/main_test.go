@@ -36,7 +36,7 @@ func TestRun(t *testing.T) {
 }
 
 func TestRun_Usage(t *testing.T) {
-	for _, args := range [][]string{nil, {"--dir"}, {"--dir", "x", "extra"}, {"--nope"}} {
+	for _, args := range [][]string{nil, {"--dir"}, {"--dir", "x", "extra"}, {"--nope"}, {"--dir", "x", "--printer-profile", "no-such-printer"}} {
 		var out, errOut testio.Buffer
 		if c := run(context.Background(), args, &out, &errOut); c != 2 {
 			t.Errorf("%v: exit %d, want 2", args, c)
@@ -49,7 +49,7 @@ func TestRun_HelpDocumentsControlAPI(t *testing.T) {
 	if c := run(context.Background(), []string{"--help"}, &out, &errOut); c != 2 && c != 0 {
 		t.Fatalf("--help: exit %d", c)
 	}
-	for _, want := range []string{"POST /scanner/scan", "GET  /display", "POST /printer/state", "GET  /printer/jobs", "POST /DEVICE/unplug", "down_ms", "control.addr"} {
+	for _, want := range []string{"POST /scanner/scan", "GET  /display", "POST /printer/state", "GET  /printer/jobs", "POST /DEVICE/unplug", "down_ms", "control.addr", "barcodes", "--printer-profile"} {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("--help does not mention %q", want)
 		}

@@ -1,6 +1,8 @@
 package possim
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -42,6 +44,28 @@ func BenchmarkSim_UnplugReconnect(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/reconnect")
+		})
+	}
+}
+
+// BenchmarkPrinter_ClientJob measures what the simulated printer spends on one job made by
+// a real client library (testdata/clientjobs/golden): parsing, the layout with barcodes
+// and images, QR decoding of the images, and the PNG and text files.
+func BenchmarkPrinter_ClientJob(b *testing.B) {
+	for _, name := range []string{"text-styles", "image-column", "codes", "escpos-images"} {
+		b.Run(name, func(b *testing.B) {
+			data, err := os.ReadFile(filepath.Join(clientJobsDir, "golden", name+".bin"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			p := NewPrinter(b.TempDir())
+			b.SetBytes(int64(len(data)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if jobs, _ := p.Parse(data); len(jobs) != 1 {
+					b.Fatalf("%d jobs", len(jobs))
+				}
+			}
 		})
 	}
 }

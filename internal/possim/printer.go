@@ -6,18 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/color"
-	"image/draw"
 	"image/png"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/posagent/posagent/qr"
 )
 
 // ErrUnplugged is what Printer.Serve returns after Unplug: the caller closes the port (the
@@ -29,15 +24,27 @@ var ErrUnplugged = errors.New("printer unplugged")
 // into a PrintJob, written to DIR as printer-job-N.txt and printer-job-N.png.
 //
 // A job ends at a cut, at ESC @ when something was printed since the last job, or after
-// IdleEnd without a byte (printers without a cutter end jobs with a feed only).
+// IdleEnd without a byte (printers without a cutter end jobs with a feed only). After a
+// cut, bytes that only feed paper (LF, ESC d, ESC J, ESC @, GS V with a feed) are the end
+// of that receipt and make no job of their own.
+//
+// What it prints: text in the print mode of each character (ESC !, GS ! sizes, ESC E
+// emphasis, ESC - underline), alignment (ESC a), GB18030 in Chinese mode (FS &, FS .) or
+// the code page (ESC t); bit images (ESC * modes 0, 1, 32, 33), rasters (GS v 0) and
+// graphics (GS ( L / GS 8 L functions 112, 113 and 50); QR codes (GS ( k); barcodes (GS k,
+// functions A and B: UPC-A, UPC-E, EAN13, EAN8, CODE39, ITF, CODABAR, CODE93, CODE128) in
+// the height, module width and HRI position of GS h, GS w and GS H; cuts and drawer pulses.
 //
 // The text file has one line per printed line, aligned in the paper's columns as the
 // printer would put it, with bracketed lines for what is not text ("[qr native: …]",
-// "[raster 264x264 qr: …]", "[cut]", "[drawer]", "[paper out: …]"). The PNG is the paper,
-// one pixel per dot: raster images and QR codes exactly as printed (a phone or
-// qr.DecodeFile reads them), text as one box per character cell (black for bold, grey
-// otherwise; Chinese characters two cells wide) because the module set has no font. The
-// text file is the record of the text; the PNG of the layout and the images.
+// "[raster 264x264 qr: …]", "[column 96x48]", "[graphics 10x2]", "[barcode EAN13:
+// "4006381333931"]", "[cut]", "[drawer]", "[paper out: …]"). The PNG is the paper, one
+// pixel per dot: images, QR codes and barcodes exactly as printed (a phone or
+// qr.DecodeFile reads the QR codes, a barcode reader the bars), text as one box per
+// character cell (black for bold, grey otherwise, a line under underlined ones; each cell
+// as wide and tall as its character size; Chinese characters two cells wide) because the
+// module set has no font. The text file is the record of the text; the PNG of the layout
+// and the images; the PrintJob lists both (Spans, Barcodes, Images).
 //
 // The zero value is not usable; use NewPrinter. Set the exported fields before Serve.
 type Printer struct {
@@ -46,6 +53,11 @@ type Printer struct {
 	WidthDots int
 	// IdleEnd ends a job after this long without a byte (default 300 ms).
 	IdleEnd time.Duration
+	// Chinese is the printer's state at power-on: double-byte (GB18030) Chinese mode on, as
+	// Chinese-market printers start (FS & and FS . switch it; ESC @ keeps it). CodePage is
+	// the ESC t table at power-on and after ESC @. SetProfile sets both and WidthDots.
+	Chinese  bool
+	CodePage byte
 
 	dir string
 
@@ -56,7 +68,8 @@ type Printer struct {
 	offline   bool
 	coverOpen bool
 	silent    bool
-	runOut    int // lines until the paper runs out; 0 = never
+	runOut    int  // lines until the paper runs out; 0 = never
+	afterCut  bool // the last job ended with a cut
 	unplug    chan struct{}
 	jobs      []*PrintJob
 	cur       *PrintJob
@@ -75,7 +88,7 @@ type PrintJob struct {
 	N       int      `json:"n"`       // 1, 2, … in the order printed
 	Lines   []string `json:"lines"`   // the printed text lines, aligned in the columns (no trailing spaces)
 	QR      []string `json:"qr"`      // QR contents: stored with GS ( k, or decoded from a raster image
-	Rasters int      `json:"rasters"` // raster images (consecutive GS v 0 bands of one width are one image)
+	Rasters int      `json:"rasters"` // images: GS v 0, ESC * and GS ( L (consecutive bands of one width are one image)
 	Cuts    int      `json:"cuts"`
 	Drawer  int      `json:"drawer"` // drawer pulses
 	// Truncated means the printer stopped in the job (paper out, cover open, offline):
@@ -87,6 +100,13 @@ type PrintJob struct {
 	// Bold counts printed lines with at least one bold character; Tall, double-height lines.
 	Bold int `json:"bold"`
 	Tall int `json:"tall"`
+	// Spans are the runs of printed text in a print mode other than the plain one:
+	// bold, underlined, or enlarged (GS ! / ESC !), each applied per character.
+	Spans []Span `json:"spans"`
+	// Barcodes are the GS k symbols printed, in order; Images the bit images (ESC *),
+	// rasters (GS v 0) and graphics (GS ( L), each where it is on the PNG.
+	Barcodes []Barcode `json:"barcodes"`
+	Images   []Image   `json:"images"`
 	// Unknown lists the byte sequences the parser did not understand.
 	Unknown []string `json:"unknown"`
 	Text    string   `json:"text"`  // the .txt rendering
@@ -204,7 +224,7 @@ func (p *Printer) Serve(ctx context.Context, rw io.ReadWriter) error {
 		}
 	}()
 	src := &chanSource{ctx: ctx, data: data, readErr: readErr, unplug: unplug, idle: p.IdleEnd, count: p.countIn}
-	pr := newParser(src)
+	pr := p.newParser(src)
 	pr.answer = func(n byte) {
 		if b, ok := p.statusByte(n); ok {
 			rw.Write([]byte{b}) //nolint:errcheck // a failed answer is a printer that does not answer
@@ -231,9 +251,7 @@ func (p *Printer) countIn(n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.bytesIn += int64(n)
-	if p.cur != nil {
-		p.cur.Bytes += n
-	}
+	p.current().Bytes += n // the bytes that start a job count in it
 }
 
 // statusByte answers DLE EOT n from the state.
@@ -305,8 +323,8 @@ func (p *Printer) emit(e *element) {
 		}
 		j.dots += dots
 	}
-	if last := len(j.elems) - 1; e.kind == elemRaster && last >= 0 && j.elems[last].kind == elemRaster &&
-		j.elems[last].widthBytes == e.widthBytes && j.elems[last].img.Rect.Dy()+e.img.Rect.Dy() <= maxRasterHeight {
+	if last := len(j.elems) - 1; e.kind == elemRaster && e.joinKey != "" && last >= 0 && j.elems[last].kind == elemRaster &&
+		j.elems[last].joinKey == e.joinKey && j.elems[last].img.Rect.Dy()+e.img.Rect.Dy() <= maxRasterHeight {
 		j.elems[last].img = stack(j.elems[last].img, e.img) // the next band of the same image
 	} else {
 		j.elems = append(j.elems, e)
@@ -322,7 +340,7 @@ func (p *Printer) emit(e *element) {
 		}
 	}
 	if e.kind == elemCut {
-		p.finish()
+		p.finishCut()
 	}
 }
 
@@ -336,13 +354,57 @@ func (p *Printer) stateString() string {
 	return "offline"
 }
 
-// endJob finishes the current job if anything was printed (or refused) in it.
+// feedOnly reports whether a job only feeds paper (blank lines, feeds) and cuts it: after
+// a cut, such bytes (a client's trailing LF, ESC d, ESC J, ESC @, GS V with a feed) are the
+// end of the last receipt, not a receipt of their own.
+func (j *PrintJob) feedOnly() bool {
+	if len(j.Unknown) > 0 {
+		return false
+	}
+	for _, e := range j.elems {
+		switch {
+		case e.kind == elemFeed, e.kind == elemCut:
+		case e.kind == elemText && blankCells(e.cells):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func blankCells(cells []cell) bool {
+	for _, c := range cells {
+		if c.r != ' ' || c.ul {
+			return false
+		}
+	}
+	return true
+}
+
+// endJob finishes the current job if anything was printed (or refused) in it; after a
+// cut, one that only fed paper is dropped.
 func (p *Printer) endJob() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cur != nil && (len(p.cur.elems) > 0 || len(p.cur.Unknown) > 0) {
-		p.finish()
+	if p.cur == nil || (len(p.cur.elems) == 0 && len(p.cur.Unknown) == 0) {
+		return
 	}
+	if p.afterCut && p.cur.feedOnly() {
+		p.cur = nil
+		return
+	}
+	p.afterCut = false
+	p.finish()
+}
+
+// finishCut ends the job at a cut. p.mu is held.
+func (p *Printer) finishCut() {
+	if p.afterCut && p.cur.feedOnly() {
+		p.cur = nil // a second cut (GS V with a feed) after the receipt's own
+		return
+	}
+	p.afterCut = true
+	p.finish()
 }
 
 // finish renders the current job, adds it to the list and writes its files. p.mu is held.
@@ -353,190 +415,17 @@ func (p *Printer) finish() {
 		return
 	}
 	j.N = len(p.jobs) + 1
-	j.render(p.WidthDots)
+	paper := j.render(p.WidthDots)
 	p.jobs = append(p.jobs, j)
 	p.cond.Broadcast()
 	if p.dir != "" {
 		base := filepath.Join(p.dir, fmt.Sprintf("printer-job-%d", j.N))
 		os.WriteFile(base+".txt", []byte(j.Text), 0o644) //nolint:errcheck // best effort, a simulator
 		var buf bytes.Buffer
-		if err := png.Encode(&buf, j.paper(p.WidthDots)); err == nil {
+		if err := png.Encode(&buf, paper); err == nil {
 			os.WriteFile(base+".png", buf.Bytes(), 0o644) //nolint:errcheck
 		}
 	}
-}
-
-// render fills the job's text summary from its elements.
-func (j *PrintJob) render(widthDots int) {
-	cols := max(widthDots/12, 1)
-	var txt strings.Builder
-	for _, e := range j.elems {
-		switch e.kind {
-		case elemText:
-			bold, w := false, 0
-			for _, c := range e.cells {
-				bold = bold || c.bold
-				w += c.cols * e.wmul
-			}
-			if bold {
-				j.Bold++
-			}
-			if e.hmul > 1 {
-				j.Tall++
-			}
-			if w > cols {
-				j.Overflow++
-			}
-			for _, l := range wrapCells(e.cells, cols, e.wmul) {
-				s := alignText(l, cols, e.align, e.wmul)
-				j.Lines = append(j.Lines, s)
-				txt.WriteString(s + "\n")
-			}
-		case elemRaster:
-			j.Rasters++
-			// Joined bands: the decode happens on the whole image below.
-			txt.WriteString(fmt.Sprintf("[raster %dx%d", e.img.Rect.Dx(), e.img.Rect.Dy()))
-			if text, err := qr.DecodeImage(e.img); err == nil {
-				j.QR = append(j.QR, text)
-				txt.WriteString(fmt.Sprintf(" qr: %q", text))
-			}
-			txt.WriteString("]\n")
-		case elemQR:
-			j.QR = append(j.QR, string(e.qrData))
-			txt.WriteString(fmt.Sprintf("[qr native module %d: %q]\n", e.qrModule, e.qrData))
-		case elemCut:
-			j.Cuts++
-			txt.WriteString("[cut]\n")
-		case elemDrawer:
-			j.Drawer++
-			txt.WriteString("[drawer]\n")
-		case elemFeed:
-			for range min(e.lines, 20) {
-				txt.WriteString("\n")
-			}
-		case elemPaperOut:
-			txt.WriteString("[" + j.Stopped + ": the rest of the job was not printed]\n")
-		}
-	}
-	j.Text = txt.String()
-}
-
-// wrapCells splits a line the way a printer does when it is wider than the paper.
-func wrapCells(cells []cell, cols, wmul int) [][]cell {
-	var out [][]cell
-	var cur []cell
-	w := 0
-	for _, c := range cells {
-		cw := c.cols * wmul
-		if w+cw > cols && len(cur) > 0 {
-			out = append(out, cur)
-			cur, w = nil, 0
-		}
-		cur = append(cur, c)
-		w += cw
-	}
-	return append(out, cur)
-}
-
-func alignText(cells []cell, cols int, align byte, wmul int) string {
-	var b strings.Builder
-	w := 0
-	for _, c := range cells {
-		b.WriteRune(c.r)
-		w += c.cols * wmul
-	}
-	pad := 0
-	switch align {
-	case 1:
-		pad = (cols - w) / 2
-	case 2:
-		pad = cols - w
-	}
-	return strings.TrimRight(strings.Repeat(" ", max(pad, 0))+b.String(), " ")
-}
-
-// paper draws the job one pixel per dot.
-func (j *PrintJob) paper(widthDots int) *image.Gray {
-	type placed struct {
-		img  image.Image
-		x, y int
-	}
-	const cellW, cellH, margin = 12, 24, 8
-	cols := max(widthDots/cellW, 1)
-	var items []placed
-	y := margin
-	boxes := []struct {
-		r    image.Rectangle
-		gray uint8
-	}{}
-	offset := func(w int, align byte) int {
-		switch align {
-		case 1:
-			return max((widthDots-w)/2, 0)
-		case 2:
-			return max(widthDots-w, 0)
-		}
-		return 0
-	}
-	for _, e := range j.elems {
-		switch e.kind {
-		case elemText:
-			h := cellH * max(e.hmul, 1)
-			lines := wrapCells(e.cells, cols, e.wmul)
-			for _, l := range lines {
-				w := 0
-				for _, c := range l {
-					w += c.cols * e.wmul * cellW
-				}
-				x := offset(w, e.align)
-				for _, c := range l {
-					cw := c.cols * e.wmul * cellW
-					if c.r != ' ' {
-						g := uint8(0x90)
-						if c.bold {
-							g = 0
-						}
-						boxes = append(boxes, struct {
-							r    image.Rectangle
-							gray uint8
-						}{image.Rect(x+1, y+3, x+cw-1, y+h-3), g})
-					}
-					x += cw
-				}
-				y += h
-			}
-		case elemRaster:
-			items = append(items, placed{e.img, offset(e.img.Rect.Dx(), e.align), y})
-			y += e.img.Rect.Dy()
-		case elemQR:
-			code, err := qr.Encode(string(e.qrData), qr.EncodeOptions{})
-			if err != nil {
-				y += cellH
-				continue
-			}
-			img := code.Image(max(e.qrModule, 1), 0)
-			items = append(items, placed{img, offset(img.Rect.Dx(), e.align), y})
-			y += img.Rect.Dy() + cellH/2
-		case elemFeed:
-			y += cellH * min(e.lines, 20)
-		case elemCut, elemPaperOut:
-			boxes = append(boxes, struct {
-				r    image.Rectangle
-				gray uint8
-			}{image.Rect(0, y+cellH/2, widthDots, y+cellH/2+1), 0x40})
-			y += cellH
-		}
-	}
-	out := image.NewGray(image.Rect(0, 0, widthDots, y+margin))
-	draw.Draw(out, out.Rect, image.NewUniform(color.Gray{Y: 0xFF}), image.Point{}, draw.Src)
-	for _, b := range boxes {
-		draw.Draw(out, b.r, image.NewUniform(color.Gray{Y: b.gray}), image.Point{}, draw.Src)
-	}
-	for _, it := range items {
-		r := it.img.Bounds()
-		draw.Draw(out, image.Rect(it.x, it.y, it.x+r.Dx(), it.y+r.Dy()), it.img, r.Min, draw.Src)
-	}
-	return out
 }
 
 // stack returns a above b (of the same width), reusing a's pixels (append amortises the
@@ -596,14 +485,31 @@ func ParseESCPOS(data []byte, widthDots int) (jobs []*PrintJob, status int) {
 	if widthDots > 0 {
 		p.WidthDots = widthDots
 	}
-	pr := newParser(&sliceSource{data: data})
+	return p.Parse(data)
+}
+
+// Parse reads a recorded ESC/POS stream as this printer (its width, profile and state)
+// would print it, as ParseESCPOS does, and returns the jobs printed by it.
+func (p *Printer) Parse(data []byte) (jobs []*PrintJob, status int) {
+	before := len(p.Jobs())
+	pr := p.newParser(&sliceSource{data: data})
 	pr.answer = func(byte) { status++ }
 	pr.emit = p.emit
 	pr.boundary = p.endJob
 	pr.unknown = p.addUnknown
 	pr.run() //nolint:errcheck // ends with io.EOF or io.ErrUnexpectedEOF
 	p.endJob()
-	return p.Jobs(), status
+	return p.Jobs()[before:], status
+}
+
+// newParser returns a parser in the printer's power-on state.
+func (p *Printer) newParser(src byteSource) *parser {
+	pr := newParser(src)
+	p.mu.Lock()
+	pr.chinese, pr.bootPage = p.Chinese, p.CodePage
+	p.mu.Unlock()
+	pr.reset()
+	return pr
 }
 
 // sliceSource feeds the parser from a byte slice.

@@ -14,6 +14,14 @@ func FuzzParseESCPOS(f *testing.F) {
 			f.Add(b)
 		}
 	}
+	// The jobs a real client library made (testdata/clientjobs/golden).
+	if names, err := filepath.Glob(filepath.Join("testdata", "clientjobs", "golden", "*.bin")); err == nil {
+		for _, name := range names {
+			if b, err := os.ReadFile(name); err == nil {
+				f.Add(b)
+			}
+		}
+	}
 	f.Add([]byte("\x1b@\x1c&\xcb\xae\x81\x30\x81\x30\n\x1dV\x42\x00"))
 	f.Add([]byte("\x1dv0\x00\xff\xff\xff\xff"))
 	f.Add([]byte("\x1d(k\xff\xff\x31\x50\x30"))
@@ -24,12 +32,16 @@ func FuzzParseESCPOS(f *testing.F) {
 			if len(j.elems) > maxElements {
 				t.Fatalf("%d elements", len(j.elems))
 			}
+			// The layout and drawing (barcodes, images, character sizes) take any job.
+			if paper := j.renderWith(384, false); paper.Rect.Dx() != 384 || paper.Rect.Dy() > maxPaperRows {
+				t.Fatalf("paper %v", paper.Rect)
+			}
 		}
 	})
 }
 
-// parseNoDecode is ParseESCPOS without rendering (QR decoding of random rasters is slow
-// and belongs to package qr's own fuzzing).
+// parseNoDecode is ParseESCPOS without rendering (the fuzz target renders without QR
+// decoding: decoding random rasters is slow and belongs to package qr's own fuzzing).
 func parseNoDecode(data []byte) ([]*PrintJob, int) {
 	p := NewPrinter("")
 	status := 0

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/draw"
 
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/simplifiedchinese"
@@ -33,12 +34,19 @@ type byteSource interface {
 	next(boundary bool) (byte, error)
 }
 
-// cell is one printed character.
+// cell is one printed character with the print mode it was received in: the printer
+// applies ESC ! / GS ! / ESC E / ESC - to each character, not to the line.
 type cell struct {
 	r    rune
 	cols int // 1, or 2 for a Chinese double-byte character
 	bold bool
+	ul   bool // underlined
+	wmul int  // width multiplier, 1–8
+	hmul int  // height multiplier, 1–8
 }
+
+// width is the cell's width in font A columns.
+func (c cell) width() int { return c.cols * max(c.wmul, 1) }
 
 // elemKind is what an element of a job is.
 type elemKind int
@@ -51,6 +59,7 @@ const (
 	elemDrawer
 	elemFeed
 	elemPaperOut
+	elemBarcode // GS k
 )
 
 // element is one thing printed, in order.
@@ -58,11 +67,12 @@ type element struct {
 	kind  elemKind
 	cells []cell
 	align byte
-	wmul  int // width multiplier
-	hmul  int // height multiplier
-	// raster
-	img        *image.Gray // white background, black dots
-	widthBytes int
+	// raster: GS v 0, ESC * (a line of bit image) or GS ( L graphics
+	img     *image.Gray // white background, black dots
+	imgKind string      // "raster", "column" or "graphics"
+	joinKey string      // consecutive images with the same key are bands of one image
+	// barcode
+	bc *barcode
 	// native QR
 	qrData   []byte
 	qrModule int
@@ -81,12 +91,23 @@ type parser struct {
 	unknown  func(desc string) // a byte sequence the parser does not know
 
 	chinese  bool
-	codePage byte
+	codePage byte // ESC t n
+	bootPage byte // the code page at power-on and after ESC @
 	bold     bool
+	ul       bool
 	wmul     int
 	hmul     int
 	align    byte
 	line     []cell
+	lineImg  *image.Gray // ESC * bit images on the current line, side by side
+
+	bcHeight int  // GS h, dots
+	bcModule int  // GS w, dots per narrow module
+	bcHRI    byte // GS H: 0 none, 1 above, 2 below, 3 both
+
+	graphics *image.Gray // GS ( L fn 112/113: stored, printed by fn 50
+
+	twoD byte // GS Z: the symbol ESC Z prints
 
 	qrStore  []byte
 	qrModule int
@@ -103,15 +124,24 @@ func newParser(src byteSource) *parser {
 	return p
 }
 
-// reset is ESC @. Chinese mode survives it on Chinese-market printers that boot in it;
-// this simulator boots in it too (as generic and Xprinter models do) and leaves it as it is.
+// reset is ESC @. Chinese mode survives it (on Chinese-market printers that boot in it,
+// ESC @ does not leave it; FS . does); the code page goes back to the power-on one.
 func (p *parser) reset() {
-	p.codePage = 0
-	p.bold = false
+	p.codePage = p.bootPage
+	p.bold, p.ul = false, false
 	p.wmul, p.hmul = 1, 1
 	p.align = 0
 	p.line = p.line[:0]
+	p.lineImg = nil
 	p.qrModule, p.qrEC = 3, 48
+	p.bcHeight, p.bcModule, p.bcHRI = 162, 3, 0
+	p.graphics = nil
+	p.twoD = 0
+}
+
+// style returns a cell of rune r in the current print mode.
+func (p *parser) style(r rune, cols int) cell {
+	return cell{r: r, cols: cols, bold: p.bold, ul: p.ul, wmul: p.wmul, hmul: p.hmul}
 }
 
 // run parses until the source fails and returns its error.
@@ -165,7 +195,7 @@ func (p *parser) byte(b byte) error {
 		return nil
 	case b == 0x09:
 		for range 8 - len(p.line)%8 {
-			p.addCell(cell{r: ' ', cols: 1})
+			p.addCell(p.style(' ', 1))
 		}
 		return nil
 	case b == 0x10:
@@ -180,7 +210,7 @@ func (p *parser) byte(b byte) error {
 		p.unknown(fmt.Sprintf("control byte 0x%02X", b))
 		return nil
 	case b < 0x80:
-		p.addCell(cell{r: rune(b), cols: 1, bold: p.bold})
+		p.addCell(p.style(rune(b), 1))
 		return nil
 	}
 	return p.highByte(b)
@@ -190,7 +220,7 @@ func (p *parser) byte(b byte) error {
 // byte of the code page.
 func (p *parser) highByte(b byte) error {
 	if !p.chinese || b == 0x80 || b == 0xFF {
-		p.addCell(cell{r: codePageRune(p.codePage, b), cols: 1, bold: p.bold})
+		p.addCell(p.style(codePageRune(p.codePage, b), 1))
 		return nil
 	}
 	seq := []byte{b}
@@ -212,7 +242,7 @@ func (p *parser) highByte(b byte) error {
 			r = rs[0]
 		}
 	}
-	p.addCell(cell{r: r, cols: 2, bold: p.bold})
+	p.addCell(p.style(r, 2))
 	return nil
 }
 
@@ -235,15 +265,26 @@ func (p *parser) addCell(c cell) {
 	}
 }
 
-// printLine prints the buffered line (LF), an empty line included.
+// printLine prints the buffered line (LF), an empty line included. A line that holds
+// ESC * bit images prints them (as one band of a column image) and its text, if any, on
+// its own line.
 func (p *parser) printLine() {
-	p.emit(&element{kind: elemText, cells: append([]cell(nil), p.line...), align: p.align, wmul: p.wmul, hmul: p.hmul})
+	if p.lineImg != nil {
+		img := p.lineImg
+		p.lineImg = nil
+		if len(p.line) > 0 {
+			p.printLine()
+		}
+		p.emit(&element{kind: elemRaster, img: img, imgKind: "column", joinKey: fmt.Sprintf("column %d", img.Rect.Dx()), align: p.align})
+		return
+	}
+	p.emit(&element{kind: elemText, cells: append([]cell(nil), p.line...), align: p.align})
 	p.line = p.line[:0]
 }
 
 // flushLine prints a pending partial line before a command that prints something else.
 func (p *parser) flushLine() {
-	if len(p.line) > 0 {
+	if len(p.line) > 0 || p.lineImg != nil {
 		p.printLine()
 	}
 }
@@ -290,12 +331,19 @@ func (p *parser) esc() error {
 		n, err := p.arg()
 		p.bold = n&1 == 1
 		return err
-	case '!':
+	case '!': // print mode: bit 3 emphasized, 4 double height, 5 double width, 7 underline
 		n, err := p.arg()
 		p.bold = n&0x08 != 0
 		p.hmul = 1 + int(n>>4&1)
 		p.wmul = 1 + int(n>>5&1)
+		p.ul = n&0x80 != 0
 		return err
+	case '-': // underline: 0/48 off, 1/49 one dot, 2/50 two dots
+		n, err := p.arg()
+		p.ul = n == 1 || n == 2 || n == 49 || n == 50
+		return err
+	case '*':
+		return p.bitImage()
 	case 'a':
 		n, err := p.arg()
 		if n >= '0' {
@@ -326,13 +374,25 @@ func (p *parser) esc() error {
 		p.flushLine()
 		p.emit(&element{kind: elemCut})
 		return nil
-	case '2':
+	case '2', 'S': // default line spacing; standard mode
 		return nil
-	case '3', 'M', '-', 'R', '{', 'V', ' ', 'U', 'c':
+	case 'Z':
+		return p.twoDCode()
+	case '3', 'M', 'R', '{', 'V', ' ', 'U', 'c', '4', 'r', 'T', '=':
 		if c == 'c' { // ESC c 3 n, ESC c 4 n, ESC c 5 n
 			return p.skip(2)
 		}
 		return p.skip(1)
+	case '$', '\\': // absolute and relative print position
+		return p.skip(2)
+	case 'D': // horizontal tab positions, up to 32, ended by NUL
+		for range 33 {
+			b, err := p.arg()
+			if err != nil || b == 0 {
+				return err
+			}
+		}
+		return nil
 	}
 	p.unknown(fmt.Sprintf("ESC 0x%02X", c))
 	return nil
@@ -364,10 +424,37 @@ func (p *parser) gs() error {
 		return err
 	}
 	switch c {
-	case '!':
+	case '!': // character size: high nibble width-1, low nibble height-1 (each 0–7)
 		n, err := p.arg()
 		p.wmul = 1 + int(n>>4&7)
 		p.hmul = 1 + int(n&7)
+		return err
+	case 'h':
+		n, err := p.arg()
+		if n >= 1 {
+			p.bcHeight = int(n)
+		}
+		return err
+	case 'w':
+		n, err := p.arg()
+		if n >= 1 && n <= 6 {
+			p.bcModule = int(n)
+		}
+		return err
+	case 'H':
+		n, err := p.arg()
+		if n >= '0' {
+			n -= '0'
+		}
+		if n <= 3 {
+			p.bcHRI = n
+		}
+		return err
+	case '8':
+		return p.gs8()
+	case 'Z': // select the 2D code of ESC Z: 0 PDF417, 1 DataMatrix, 2 QR
+		n, err := p.arg()
+		p.twoD = n
 		return err
 	case 'V':
 		m, err := p.arg()
@@ -389,7 +476,7 @@ func (p *parser) gs() error {
 		return p.raster()
 	case '(':
 		return p.gsParen()
-	case 'B', 'H', 'h', 'w', 'f', 'a', 'I', 'b', 'E', 'r':
+	case 'B', 'f', 'a', 'I', 'b', 'E', 'r':
 		return p.skip(1)
 	case 'L', 'W', 'P':
 		return p.skip(2)
@@ -400,8 +487,9 @@ func (p *parser) gs() error {
 	return nil
 }
 
-// raster reads GS v 0 m xL xH yL yH d1…dk and joins it to the image above it when that
-// is a raster of the same width (a QR code sent in bands is one image).
+// raster reads GS v 0 m xL xH yL yH d1…dk (m: bit 0 double width, bit 1 double height)
+// and joins it to the image above it when that is a raster of the same width (a QR code
+// sent in bands is one image).
 func (p *parser) raster() error {
 	a, err := p.args(6)
 	if err != nil {
@@ -421,16 +509,15 @@ func (p *parser) raster() error {
 	if err != nil {
 		return err
 	}
+	sx, sy := 1+int(a[1]&1), 1+int(a[1]>>1&1)
 	p.flushLine()
-	p.emit(&element{kind: elemRaster, widthBytes: wb, img: rasterImage(wb, h, data), align: p.align})
+	img := scaleImage(rasterImage(wb, h, data), sx, sy, maxRasterWidthBytes*8)
+	p.emit(&element{kind: elemRaster, img: img, imgKind: "raster", joinKey: fmt.Sprintf("raster %d", img.Rect.Dx()), align: p.align})
 	return nil
 }
 
 func rasterImage(wb, h int, data []byte) *image.Gray {
-	img := image.NewGray(image.Rect(0, 0, wb*8, h))
-	for i := range img.Pix {
-		img.Pix[i] = 0xFF
-	}
+	img := blankImage(wb*8, h)
 	for y := 0; y < h; y++ {
 		for x := 0; x < wb*8; x++ {
 			if data[y*wb+x/8]&(0x80>>(x%8)) != 0 {
@@ -441,14 +528,206 @@ func rasterImage(wb, h int, data []byte) *image.Gray {
 	return img
 }
 
-// gsParen reads GS ( fn pL pH …: QR (GS ( k, cn 49) is understood; other functions
-// and symbols are skipped.
+// columnImage makes an image from column-format data: for each of w columns, (h+7)/8
+// bytes from the top, the most significant bit the topmost dot.
+func columnImage(w, h int, data []byte) *image.Gray {
+	img := blankImage(w, h)
+	per := (h + 7) / 8
+	for x := 0; x < w; x++ {
+		for y := 0; y < h; y++ {
+			if data[x*per+y/8]&(0x80>>(y%8)) != 0 {
+				img.Pix[y*img.Stride+x] = 0
+			}
+		}
+	}
+	return img
+}
+
+func blankImage(w, h int) *image.Gray {
+	img := image.NewGray(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = 0xFF
+	}
+	return img
+}
+
+// scaleImage enlarges img sx times across and sy times down, no wider than maxW dots
+// (the printer drops what does not fit on the paper).
+func scaleImage(img *image.Gray, sx, sy, maxW int) *image.Gray {
+	if sx == 1 && sy == 1 && img.Rect.Dx() <= maxW {
+		return img
+	}
+	w, h := min(img.Rect.Dx()*sx, maxW), img.Rect.Dy()*sy
+	out := image.NewGray(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			out.Pix[y*out.Stride+x] = img.Pix[(y/sy)*img.Stride+x/sx]
+		}
+	}
+	return out
+}
+
+// bitImage reads ESC * m nL nH d1…dk: one line of bit image in column format, 8 dots
+// high (m 0, 1) or 24 (m 32, 33), single density (m 0, 32: each dot two dots wide) or
+// double (m 1, 33); the 8-dot modes are three times as tall, at a third of the vertical
+// density (ESC/POS references: 8-dot modes 68 dpi down, single density 101 dpi across on a
+// 203 dpi head). It goes into the line buffer, beside any image already there, and prints with
+// the line (LF); consecutive lines of the same width are one image (the bands of a picture).
+func (p *parser) bitImage() error {
+	a, err := p.args(3)
+	if err != nil {
+		return err
+	}
+	m, n := a[0], int(a[1])|int(a[2])<<8
+	var per, sx, sy int
+	switch m {
+	case 0:
+		per, sx, sy = 1, 2, 3
+	case 1:
+		per, sx, sy = 1, 1, 3
+	case 32:
+		per, sx, sy = 3, 2, 1
+	case 33:
+		per, sx, sy = 3, 1, 1
+	default:
+		// Without a known mode the data length is unknown: the rest prints as the printer
+		// would read it.
+		p.unknown(fmt.Sprintf("ESC * mode %d", m))
+		return nil
+	}
+	if n == 0 || n > maxRasterWidthBytes*8 {
+		p.unknown(fmt.Sprintf("ESC * of %d dots (too wide or empty)", n))
+		return p.skip(n * per)
+	}
+	data, err := p.args(n * per)
+	if err != nil {
+		return err
+	}
+	img := scaleImage(columnImage(n, per*8, data), sx, sy, maxRasterWidthBytes*8)
+	if p.lineImg == nil {
+		p.lineImg = img
+		return nil
+	}
+	p.lineImg = besides(p.lineImg, img, maxRasterWidthBytes*8)
+	return nil
+}
+
+// besides returns b to the right of a, as tall as the taller, no wider than maxW.
+func besides(a, b *image.Gray, maxW int) *image.Gray {
+	w := min(a.Rect.Dx()+b.Rect.Dx(), maxW)
+	out := blankImage(w, max(a.Rect.Dy(), b.Rect.Dy()))
+	draw.Draw(out, a.Rect, a, image.Point{}, draw.Src)
+	draw.Draw(out, image.Rect(a.Rect.Dx(), 0, w, b.Rect.Dy()), b, image.Point{}, draw.Src)
+	return out
+}
+
+// gs8 reads GS 8 L p1 p2 p3 p4 m fn …, the long form of GS ( L.
+func (p *parser) gs8() error {
+	c, err := p.arg()
+	if err != nil {
+		return err
+	}
+	a, err := p.args(4)
+	if err != nil {
+		return err
+	}
+	n := int(a[0]) | int(a[1])<<8 | int(a[2])<<16 | int(a[3])<<24
+	if c != 'L' {
+		p.unknown(fmt.Sprintf("GS 8 0x%02X", c))
+		return p.skip(n)
+	}
+	return p.graphicsCmd(n)
+}
+
+// graphicsCmd reads the n bytes after GS ( L pL pH / GS 8 L p1–p4: m fn and parameters.
+// fn 112 (raster) and 113 (column format) store graphics in the print buffer, fn 50 (or 2)
+// prints it; the other functions (NV graphics, download graphics, densities) are read and
+// left alone.
+func (p *parser) graphicsCmd(n int) error {
+	if n < 2 {
+		return p.skip(n)
+	}
+	hdr, err := p.args(2)
+	if err != nil {
+		return err
+	}
+	fn, rest := hdr[1], n-2
+	switch fn {
+	case 2, 50:
+		if err := p.skip(rest); err != nil {
+			return err
+		}
+		p.flushLine()
+		if p.graphics == nil {
+			p.unknown("GS ( L print with no graphics stored")
+			return nil
+		}
+		img := p.graphics
+		p.graphics = nil
+		p.emit(&element{kind: elemRaster, img: img, imgKind: "graphics", align: p.align})
+		return nil
+	case 112, 113:
+		if rest < 8 {
+			return p.skip(rest)
+		}
+		a, err := p.args(8) // a bx by c xL xH yL yH
+		if err != nil {
+			return err
+		}
+		rest -= 8
+		w, h := int(a[4])|int(a[5])<<8, int(a[6])|int(a[7])<<8
+		k := (w + 7) / 8 * h
+		if fn == 113 {
+			k = w * ((h + 7) / 8)
+		}
+		if w == 0 || h == 0 || w > maxRasterWidthBytes*8 || h > maxRasterHeight || k > rest {
+			p.unknown(fmt.Sprintf("GS ( L fn %d of %d×%d dots (too large, empty or short)", fn, w, h))
+			return p.skip(rest)
+		}
+		data, err := p.args(k)
+		if err != nil {
+			return err
+		}
+		if err := p.skip(rest - k); err != nil { // further colour planes of a multi-tone image
+			return err
+		}
+		var img *image.Gray
+		if fn == 112 {
+			img = copyGray(rasterImage((w+7)/8, h, data).SubImage(image.Rect(0, 0, w, h)).(*image.Gray))
+		} else {
+			img = columnImage(w, h, data)
+		}
+		sx, sy := 1, 1 // bx, by: 1 or 2 (times as wide, as tall)
+		if a[1] == 2 {
+			sx = 2
+		}
+		if a[2] == 2 {
+			sy = 2
+		}
+		p.graphics = scaleImage(img, sx, sy, maxRasterWidthBytes*8)
+		return nil
+	}
+	return p.skip(rest)
+}
+
+// copyGray returns img with its own pixels, origin at 0,0.
+func copyGray(img *image.Gray) *image.Gray {
+	out := image.NewGray(image.Rect(0, 0, img.Rect.Dx(), img.Rect.Dy()))
+	draw.Draw(out, out.Rect, img, img.Rect.Min, draw.Src)
+	return out
+}
+
+// gsParen reads GS ( fn pL pH …: QR (GS ( k, cn 49) and graphics (GS ( L) are
+// understood; other functions and symbols are skipped.
 func (p *parser) gsParen() error {
 	a, err := p.args(3)
 	if err != nil {
 		return err
 	}
 	n := int(a[1]) | int(a[2])<<8
+	if a[0] == 'L' {
+		return p.graphicsCmd(n)
+	}
 	if a[0] != 'k' || n < 2 {
 		return p.skip(n)
 	}
@@ -469,8 +748,10 @@ func (p *parser) gsParen() error {
 		}
 		if rest >= 1 {
 			switch fn {
-			case 67:
-				p.qrModule = int(args[0])
+			case 67: // module size 1–16 dots; others are ignored
+				if args[0] >= 1 && args[0] <= 16 {
+					p.qrModule = int(args[0])
+				}
 			case 69:
 				p.qrEC = args[0]
 			case 81:
@@ -502,24 +783,69 @@ func (p *parser) gsParen() error {
 	return p.skip(rest)
 }
 
-// barcode skips GS k: m 0–6 data NUL, m 65–79 n data.
+// twoDCode reads ESC Z v r k nL nH d1…dn, the 2D code command of Chinese-market printers
+// (HCC POS80 / Xprinter / Bematech manuals: "Print 2-D bar code", the symbol chosen by
+// GS Z n): for QR, v is the version (0 automatic), r the error correction level (L, M, Q,
+// H), k the module size. QR codes print; PDF417 and DataMatrix are read and reported.
+func (p *parser) twoDCode() error {
+	a, err := p.args(5)
+	if err != nil {
+		return err
+	}
+	n := int(a[3]) | int(a[4])<<8
+	if p.twoD != 2 || n == 0 || n > maxQRStore {
+		p.unknown(fmt.Sprintf("ESC Z symbol %d of %d bytes (only QR codes up to %d bytes are drawn)", p.twoD, n, maxQRStore))
+		return p.skip(n)
+	}
+	data, err := p.args(n)
+	if err != nil {
+		return err
+	}
+	p.flushLine()
+	p.emit(&element{kind: elemQR, qrData: data, qrModule: min(max(int(a[2]), 1), 16), qrEC: a[1], align: p.align})
+	return nil
+}
+
+// barcode reads GS k: m 0–6 data NUL (function A), m 65–73 n data (function B). A
+// barcode the printer cannot print (bad data for its symbology) prints nothing, as on a
+// printer.
 func (p *parser) barcode() error {
 	m, err := p.arg()
 	if err != nil {
 		return err
 	}
+	var data []byte
 	if m <= 6 {
-		for i := 0; i < 256; i++ {
+		for {
 			b, err := p.arg()
-			if err != nil || b == 0 {
+			if err != nil {
 				return err
 			}
+			if b == 0 {
+				break
+			}
+			if len(data) == 255 {
+				p.unknown("GS k data without its NUL in 255 bytes")
+				return nil
+			}
+			data = append(data, b)
 		}
+	} else {
+		n, err := p.arg()
+		if err != nil {
+			return err
+		}
+		if data, err = p.args(int(n)); err != nil {
+			return err
+		}
+	}
+	p.flushLine()
+	bc, err := newBarcode(m, data)
+	if err != nil {
+		p.unknown(fmt.Sprintf("GS k %d: %v", m, err))
 		return nil
 	}
-	n, err := p.arg()
-	if err != nil {
-		return err
-	}
-	return p.skip(int(n))
+	bc.height, bc.module, bc.hri = p.bcHeight, p.bcModule, p.bcHRI
+	p.emit(&element{kind: elemBarcode, bc: bc, align: p.align})
+	return nil
 }
