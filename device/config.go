@@ -17,8 +17,8 @@ import (
 	"github.com/posagent/posagent"
 	"github.com/posagent/posagent/drivers/display"
 	"github.com/posagent/posagent/drivers/escpos"
+	"github.com/posagent/posagent/drivers/ports"
 	"github.com/posagent/posagent/drivers/scanner"
-	"github.com/posagent/posagent/drivers/serial"
 	"github.com/posagent/posagent/offline"
 	"github.com/posagent/posagent/qr"
 )
@@ -96,7 +96,7 @@ type DevicesConfig struct {
 
 // ScannerConfig is the scanner's port and framing.
 type ScannerConfig struct {
-	Port   string `yaml:"port"` // path, by-id name or VID:PID[:SERIAL]
+	Port   string `yaml:"port"` // path, by-id name, VID:PID[:SERIAL], or hid:/dev/input/eventN|VID:PID|name=TEXT
 	Baud   int    `yaml:"baud"`
 	Suffix string `yaml:"suffix"` // cr, lf, crlf, tab, none
 	Prefix string `yaml:"prefix"`
@@ -104,7 +104,7 @@ type ScannerConfig struct {
 
 // PrinterConfig is the receipt printer.
 type PrinterConfig struct {
-	Port       string `yaml:"port"`
+	Port       string `yaml:"port"` // serial (path, by-id name, VID:PID), tcp:HOST[:PORT] or usblp:/dev/usb/lpN|VID:PID
 	Baud       int    `yaml:"baud"`
 	Profile    string `yaml:"profile"`
 	ProfileDir string `yaml:"profile_dir"`
@@ -114,7 +114,7 @@ type PrinterConfig struct {
 type DisplayConfig struct {
 	Port     string `yaml:"port"`
 	Baud     int    `yaml:"baud"`
-	Protocol string `yaml:"protocol"` // cd5220 or epson
+	Protocol string `yaml:"protocol"` // cd5220, epson or led8
 }
 
 // CheckoutConfig tunes the checkout flow.
@@ -356,10 +356,11 @@ func (c *Config) Validate() error {
 		if p.port == "" {
 			continue
 		}
-		if _, err := serial.ParseLocator(p.port); err != nil {
-			return bad(p.name+".port", p.port, "is not a path, by-id name or VID:PID")
+		role := strings.TrimPrefix(p.name, "devices.")
+		if err := ports.Validate(role, p.port); err != nil {
+			return bad(p.name+".port", p.port, portForms(role))
 		}
-		if p.baud < 300 || p.baud > 921600 {
+		if ports.KindOf(p.port) == ports.Serial && (p.baud < 300 || p.baud > 921600) {
 			return bad(p.name+".baud", fmt.Sprint(p.baud), "is not a serial line speed (300 to 921600)")
 		}
 	}
@@ -367,7 +368,7 @@ func (c *Config) Validate() error {
 		return bad("devices.scanner.suffix", c.Devices.Scanner.Suffix, "must be cr, lf, crlf, tab or none")
 	}
 	if _, err := display.ParseProtocol(c.Devices.Display.Protocol); err != nil {
-		return bad("devices.display.protocol", c.Devices.Display.Protocol, "must be cd5220 or epson")
+		return bad("devices.display.protocol", c.Devices.Display.Protocol, "must be cd5220, epson or led8")
 	}
 	if _, err := escpos.LoadProfile(c.Devices.Printer.Profile, c.Devices.Printer.ProfileDir); err != nil {
 		return bad("devices.printer.profile", c.Devices.Printer.Profile, "is not a printer profile ("+strings.Join(escpos.ProfileNames(c.Devices.Printer.ProfileDir), ", ")+")")
@@ -421,4 +422,15 @@ func (c *Config) merchantCode(a posagent.Amount, reference string) (string, erro
 func mustCurrency(code string) posagent.Currency {
 	c, _ := posagent.LookupCurrency(code)
 	return c
+}
+
+// portForms lists the port forms a role takes, for validation messages.
+func portForms(role string) string {
+	switch role {
+	case "printer":
+		return "is not a serial port (path, by-id name or VID:PID), tcp:HOST[:PORT] or usblp:/dev/usb/lpN|VID:PID"
+	case "scanner":
+		return "is not a serial port (path, by-id name or VID:PID) or hid:/dev/input/eventN|VID:PID|name=TEXT"
+	}
+	return "is not a path, by-id name, VID:PID or tcp:HOST[:PORT]"
 }

@@ -109,3 +109,41 @@ func withLine(doc, line string) string {
 	}
 	return strings.Join(out, "\n") + line
 }
+
+// TestConfig_PortForms: every transport's port form is accepted for the roles it serves,
+// and refused, naming the field, for the others.
+func TestConfig_PortForms(t *testing.T) {
+	good := `devices:
+  printer: {port: "tcp:192.168.1.87", profile: generic-80}
+  scanner: {port: "hid:0c2e:0200"}
+  display: {port: /dev/ttyUSB0, baud: 2400, protocol: led8}
+`
+	for _, devs := range []string{good,
+		"devices: {printer: {port: \"usblp:/dev/usb/lp0\"}, scanner: {port: \"hid:name=Honeywell\"}, display: {port: \"tcp:10.0.0.9:4001\"}}\n",
+		"devices: {printer: {port: \"usblp:0fe6:811e\", baud: 0}, scanner: {port: \"hid:/dev/input/event3\"}}\n",
+	} {
+		cfg, err := ParseConfig(strings.NewReader(validYAML + devs))
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err != nil {
+			t.Errorf("%s: %v", devs, err)
+		}
+	}
+	for _, tc := range []struct{ devs, want string }{
+		{"devices: {printer: {port: \"hid:/dev/input/event3\"}}\n", `devices.printer.port: "hid:/dev/input/event3"`},
+		{"devices: {scanner: {port: \"usblp:/dev/usb/lp0\"}}\n", `devices.scanner.port: "usblp:/dev/usb/lp0"`},
+		{"devices: {scanner: {port: \"tcp:10.0.0.1\"}}\n", `devices.scanner.port: "tcp:10.0.0.1"`},
+		{"devices: {printer: {port: \"tcp:host:99999\"}}\n", `devices.printer.port: "tcp:host:99999"`},
+		{"devices: {scanner: {port: \"hid:bogus\"}}\n", `devices.scanner.port: "hid:bogus"`},
+		{"devices: {display: {port: \"usblp:/dev/usb/lp0\"}}\n", `devices.display.port`},
+	} {
+		cfg, err := ParseConfig(strings.NewReader(validYAML + tc.devs))
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one naming %s", tc.devs, err, tc.want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/posagent/posagent"
 	"github.com/posagent/posagent/drivers/display"
 	"github.com/posagent/posagent/drivers/escpos"
+	"github.com/posagent/posagent/drivers/ports"
 	"github.com/posagent/posagent/drivers/scanner"
 	"github.com/posagent/posagent/drivers/serial"
 	"github.com/posagent/posagent/offline"
@@ -27,14 +28,31 @@ type DeviceState struct {
 	Error      string `json:"error,omitempty"`
 }
 
+// codeSource is where scanned codes come from: a serial scanner or a keyboard-mode (HID)
+// scanner, both through drivers/scanner's framing and classification. A new kind of
+// source is one case in openScanner.
+type codeSource interface {
+	Next(ctx context.Context) (scanner.Scan, error)
+	Close() error
+}
+
+// framedSource is a scanner port with drivers/scanner's framer on it.
+type framedSource struct {
+	*scanner.Scanner
+	port ports.Port
+}
+
+func (s framedSource) Close() error { return s.port.Close() }
+
 // peripherals are the scanner, printer and display. Each may be absent from the config,
 // absent from the machine at start, or come and go while the agent runs: ports are
-// opened with WaitForDevice and reconnect on their own.
+// opened with WaitForDevice and reconnect on their own, whatever their transport (serial,
+// tcp:, usblp:, hid:; see drivers/ports).
 type peripherals struct {
 	log   *slog.Logger
-	ports map[string]*serial.Port
+	ports map[string]ports.Port
 
-	scanner *scanner.Scanner
+	scanner codeSource
 	printer *escpos.Printer
 
 	dmu     sync.Mutex
@@ -44,36 +62,54 @@ type peripherals struct {
 	onEvent func(DeviceState)
 }
 
+// openScanner opens the scanner's port by its form and puts the framer on it: serial
+// scanners send CODE SUFFIX, keyboard-mode scanners' decoders give CODE CR.
+func (d *peripherals) openScanner(ctx context.Context, cfg ScannerConfig) (ports.Port, codeSource, error) {
+	suffix, _ := scanner.ParseSuffix(cfg.Suffix)
+	opt := d.portOptions("scanner", cfg.Baud)
+	switch ports.KindOf(cfg.Port) {
+	case ports.HID: // the decoder ends each code with CR whatever the config says
+		suffix = scanner.SuffixCR
+	}
+	p, err := ports.OpenScanner(ctx, cfg.Port, opt)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open scanner %s: %w", cfg.Port, err)
+	}
+	sc, err := scanner.New(p, scanner.Config{Frame: scanner.FrameConfig{Suffix: suffix, Prefix: cfg.Prefix}, Logger: d.log.With("device", "scanner")})
+	if err != nil {
+		p.Close()
+		return nil, nil, err
+	}
+	return p, framedSource{sc, p}, nil
+}
+
+func (d *peripherals) portOptions(name string, baud int) ports.Options {
+	return ports.Options{
+		Baud: baud, WaitForDevice: true, Watch: 500 * time.Millisecond, Logger: d.log.With("device", name),
+		OnEvent: func(ev serial.Event) { d.portEvent(name, ev) },
+	}
+}
+
 func openPeripherals(ctx context.Context, cfg DevicesConfig, log *slog.Logger, onEvent func(DeviceState)) (*peripherals, error) {
-	d := &peripherals{log: log, ports: map[string]*serial.Port{}, onEvent: onEvent}
-	open := func(name, port string, baud int) (*serial.Port, error) {
+	d := &peripherals{log: log, ports: map[string]ports.Port{}, onEvent: onEvent}
+	open := func(name, port string, baud int) (ports.Port, error) {
 		if port == "" {
 			return nil, nil
 		}
-		loc, err := serial.ParseLocator(port)
-		if err != nil {
-			return nil, err
-		}
-		p, err := serial.Open(ctx, loc, serial.Options{
-			Baud: baud, WaitForDevice: true, Watch: 500 * time.Millisecond, Logger: log.With("device", name),
-			OnEvent: func(ev serial.Event) { d.portEvent(name, ev) },
-		})
+		p, err := ports.Open(ctx, port, d.portOptions(name, baud))
 		if err != nil {
 			return nil, fmt.Errorf("open %s %s: %w", name, port, err)
 		}
 		d.ports[name] = p
 		return p, nil
 	}
-	if p, err := open("scanner", cfg.Scanner.Port, cfg.Scanner.Baud); err != nil {
-		d.Close()
-		return nil, err
-	} else if p != nil {
-		suffix, _ := scanner.ParseSuffix(cfg.Scanner.Suffix)
-		d.scanner, err = scanner.New(p, scanner.Config{Frame: scanner.FrameConfig{Suffix: suffix, Prefix: cfg.Scanner.Prefix}, Logger: log.With("device", "scanner")})
+	if cfg.Scanner.Port != "" {
+		p, src, err := d.openScanner(ctx, cfg.Scanner)
 		if err != nil {
 			d.Close()
 			return nil, err
 		}
+		d.ports["scanner"], d.scanner = p, src
 	}
 	if p, err := open("printer", cfg.Printer.Port, cfg.Printer.Baud); err != nil {
 		d.Close()
@@ -84,7 +120,8 @@ func openPeripherals(ctx context.Context, cfg DevicesConfig, log *slog.Logger, o
 			d.Close()
 			return nil, err
 		}
-		d.printer = escpos.New(p, prof, escpos.Options{Baud: cfg.Printer.Baud})
+		rate, chunk := ports.PrinterPacing(cfg.Printer.Port, cfg.Printer.Baud)
+		d.printer = escpos.New(p, prof, escpos.Options{Baud: rate, ChunkSize: chunk})
 	}
 	if p, err := open("display", cfg.Display.Port, cfg.Display.Baud); err != nil {
 		d.Close()
@@ -164,8 +201,11 @@ func (d *peripherals) states(ctx context.Context, cfg DevicesConfig) []DeviceSta
 	return out
 }
 
-// Close closes the ports.
+// Close closes the scanner's source and the ports (closing a port twice is harmless).
 func (d *peripherals) Close() {
+	if d.scanner != nil {
+		d.scanner.Close()
+	}
 	for _, p := range d.ports {
 		p.Close()
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/posagent/posagent/device"
 	"github.com/posagent/posagent/drivers/display"
 	"github.com/posagent/posagent/drivers/escpos"
+	"github.com/posagent/posagent/drivers/ports"
 	"github.com/posagent/posagent/drivers/scanner"
 	"github.com/posagent/posagent/qr"
 )
@@ -129,7 +130,7 @@ func (m *Main) testPrintCommand(f *devTestFlags) *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
-			return m.print(ctx, port, baud, prof, testPage(prof, time.Now()))
+			return m.print(ctx, port, baud, prof, testPage(prof, time.Now()), ports.Options{})
 		},
 	}
 	cmd.Flags().StringVar(&profile, "profile", "", "printer profile, instead of the config's (default generic-58)")
@@ -163,7 +164,7 @@ func (m *Main) testDisplayCommand(f *devTestFlags) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			p, err := m.openPort(cmd.Context(), port, baud)
+			p, err := m.openPort(cmd.Context(), "display", port, baud)
 			if err != nil {
 				return err
 			}
@@ -173,7 +174,7 @@ func (m *Main) testDisplayCommand(f *devTestFlags) *cobra.Command {
 				return err
 			}
 			screen := displayPattern()
-			for _, err := range []error{d.Init(), d.Show(screen), p.Drain()} {
+			for _, err := range []error{d.Init(), d.Show(screen), drain(p)} {
 				if err != nil {
 					return portError(err)
 				}
@@ -182,7 +183,7 @@ func (m *Main) testDisplayCommand(f *devTestFlags) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&protocol, "protocol", "", "cd5220 or epson, instead of the config's")
+	cmd.Flags().StringVar(&protocol, "protocol", "", "cd5220, epson or led8, instead of the config's")
 	return cmd
 }
 
@@ -218,9 +219,12 @@ code itself: use a test code, not a customer's.`,
 			if err != nil {
 				return usageError{err}
 			}
+			if ports.KindOf(port) == ports.HID {
+				sfx = scanner.SuffixCR // the key decoder ends each code with CR
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			p, err := m.openPort(ctx, port, baud)
+			p, err := m.openScannerPort(ctx, port, baud)
 			if err != nil {
 				return err
 			}
@@ -237,7 +241,7 @@ code itself: use a test code, not a customer's.`,
 			s, err := sc.Next(ctx)
 			if errors.Is(err, context.DeadlineExceeded) {
 				return withHint(fmt.Errorf("nothing scanned within %v", timeout),
-					"check the scanner's suffix (devices.scanner.suffix) and baud; a scanner in keyboard (HID) mode sends nothing here")
+					"check the scanner's suffix (devices.scanner.suffix) and baud; a scanner in keyboard (HID) mode is read with --port hid:VID:PID (posagent ports lists input devices)")
 			}
 			if err != nil {
 				return portError(fmt.Errorf("scan: %w", err))
@@ -254,4 +258,13 @@ code itself: use a test code, not a customer's.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "give up after this long")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// drain waits until a serial line has sent what was written; other transports write
+// synchronously.
+func drain(p ports.Port) error {
+	if dr, ok := p.(interface{ Drain() error }); ok {
+		return dr.Drain()
+	}
+	return nil
 }

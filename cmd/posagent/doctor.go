@@ -18,7 +18,9 @@ import (
 
 	"github.com/posagent/posagent/device"
 	"github.com/posagent/posagent/drivers/escpos"
-	"github.com/posagent/posagent/drivers/serial"
+	"github.com/posagent/posagent/drivers/hid"
+	"github.com/posagent/posagent/drivers/ports"
+	"github.com/posagent/posagent/drivers/usblp"
 	"github.com/posagent/posagent/offline"
 	"github.com/posagent/posagent/sync/uplink"
 )
@@ -243,16 +245,23 @@ func (d doctor) checkKey(path string) (*offline.Key, check) {
 	return key, c
 }
 
-// openPort opens a configured port for a probe, failing at once when it is absent.
-func (d doctor) openPort(ctx context.Context, port string, baud int) (*serial.Port, error) {
-	loc, err := serial.ParseLocator(port)
-	if err != nil {
-		return nil, err
+// openPort opens a configured port for a probe (serial, tcp:, usblp: or, for the scanner,
+// hid:), failing at once when it is absent.
+func (d doctor) openPort(ctx context.Context, port string, baud int) (ports.Port, error) {
+	opt := ports.Options{Baud: baud, Logger: slog.New(slog.DiscardHandler)}
+	if ports.KindOf(port) == ports.HID {
+		return ports.OpenScanner(ctx, port, opt)
 	}
-	return serial.Open(ctx, loc, serial.Options{Baud: baud, Logger: slog.New(slog.DiscardHandler)})
+	return ports.Open(ctx, port, opt)
 }
 
 func portHint(name string, err error) string {
+	if errors.Is(err, hid.ErrPermission) {
+		return hid.PermissionHint
+	}
+	if errors.Is(err, usblp.ErrPermission) {
+		return "add the service user to the lp group (usermod -aG lp posagent), or run doctor as it"
+	}
 	if errors.Is(err, fs.ErrPermission) {
 		return "add the service user to the dialout group, or run doctor as it"
 	}
@@ -292,7 +301,8 @@ func (d doctor) checkPrinter(ctx context.Context, cfg device.PrinterConfig) chec
 		return check{name, verdictFail, fmt.Sprintf("%s: %s (unplugged?)", cfg.Port, oneLine(err.Error())), portHint(name, err)}
 	}
 	defer p.Close()
-	st, err := escpos.New(p, prof, escpos.Options{Baud: cfg.Baud}).Status(ctx)
+	rate, chunk := ports.PrinterPacing(cfg.Port, cfg.Baud)
+	st, err := escpos.New(p, prof, escpos.Options{Baud: rate, ChunkSize: chunk}).Status(ctx)
 	switch {
 	case errors.Is(err, escpos.ErrNoAnswer) || errors.Is(err, context.DeadlineExceeded):
 		return check{name, verdictFail, cfg.Port + ": no answer to DLE EOT (offline, off, or not a printer)",

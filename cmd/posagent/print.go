@@ -13,8 +13,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/posagent/posagent"
+	"github.com/posagent/posagent/drivers/connport"
 	"github.com/posagent/posagent/drivers/escpos"
+	"github.com/posagent/posagent/drivers/ports"
 	"github.com/posagent/posagent/drivers/serial"
+	"github.com/posagent/posagent/drivers/usblp"
 )
 
 func init() { commands = append(commands, (*Main).printCommand) }
@@ -31,11 +34,12 @@ type printResult struct {
 
 func (m *Main) printCommand() *cobra.Command {
 	var (
-		port       string
-		baud       int
-		profile    string
-		profileDir string
-		timeout    time.Duration
+		port         string
+		baud         int
+		profile      string
+		profileDir   string
+		timeout      time.Duration
+		writeTimeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "print --port DEV [--baud N] [--profile NAME] RECEIPT.json|-",
@@ -52,13 +56,17 @@ with its cover open, offline or not answering refuses the job before anything is
 one that runs out during the job fails it. Paper near its end is a warning. On success
 a JSON summary is printed.
 
---port takes a device path, a name in /dev or /dev/serial/by-id, or USB VID:PID[:SERIAL].`,
+--port takes a serial port (a device path, a name in /dev or /dev/serial/by-id, or USB
+VID:PID[:SERIAL]), a network printer as tcp:HOST[:PORT] (raw ESC/POS, port 9100 by
+default; status through the same socket), or a USB printer-class device as
+usblp:/dev/usb/lp0 or usblp:VID:PID. --baud applies to serial ports only. A network
+printer that takes the connection but no data fails the job after --write-timeout.`,
 		Args: exactArgs(1, "one RECEIPT.json (or - for standard input)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if port == "" {
 				return usageError{errors.New("--port is required")}
 			}
-			if baud < 300 || baud > 921600 {
+			if ports.KindOf(port) == ports.Serial && (baud < 300 || baud > 921600) {
 				return usageError{fmt.Errorf("--baud %d is not a serial line speed (300 to 921600)", baud)}
 			}
 			rc, err := m.readReceipt(args[0])
@@ -74,15 +82,16 @@ a JSON summary is printed.
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			return m.print(ctx, port, baud, prof, rc)
+			return m.print(ctx, port, baud, prof, rc, ports.Options{WriteTimeout: writeTimeout})
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&port, "port", "", "the printer's serial port (path, by-id name or USB VID:PID)")
+	f.StringVar(&port, "port", "", "the printer's port: serial (path, by-id name or USB VID:PID), tcp:HOST[:PORT] or usblp:/dev/usb/lpN|VID:PID")
 	f.IntVar(&baud, "baud", 9600, "line speed")
 	f.StringVar(&profile, "profile", "generic-58", "printer profile")
 	f.StringVar(&profileDir, "profile-dir", "", "directory of printer profiles (NAME.json) that override the built-in ones")
 	f.DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long")
+	f.DurationVar(&writeTimeout, "write-timeout", 10*time.Second, "tcp:, usblp: a printer that takes no data for this long is reported stalled")
 	return cmd
 }
 
@@ -106,24 +115,29 @@ func (m *Main) readReceipt(arg string) (*posagent.Receipt, error) {
 	return rc, nil
 }
 
-func (m *Main) print(ctx context.Context, dev string, baud int, prof *escpos.Profile, rc *posagent.Receipt) error {
-	loc, err := serial.ParseLocator(dev)
-	if err != nil {
+func (m *Main) print(ctx context.Context, dev string, baud int, prof *escpos.Profile, rc *posagent.Receipt, opt ports.Options) error {
+	if err := ports.Validate("printer", dev); err != nil {
 		return usageError{fmt.Errorf("--port: %w", err)}
 	}
-	port, err := serial.Open(ctx, loc, serial.Options{Baud: baud, Logger: slog.New(slog.DiscardHandler)})
+	opt.Baud, opt.Logger = baud, slog.New(slog.DiscardHandler)
+	port, err := ports.Open(ctx, dev, opt)
 	if err != nil {
-		return withHint(fmt.Errorf("open printer port %s: %w", dev, err), "check --port (posagent ports lists them)")
+		return withHint(fmt.Errorf("open printer port %s: %w", dev, err), openHint(err))
 	}
 	defer port.Close()
 
-	p := escpos.New(port, prof, escpos.Options{Baud: baud})
+	rate, chunk := ports.PrinterPacing(dev, baud)
+	p := escpos.New(port, prof, escpos.Options{Baud: rate, ChunkSize: chunk})
 	res, err := p.Print(ctx, rc)
 	if err != nil {
 		if errors.Is(err, posagent.ErrInvalidInput) || errors.Is(err, posagent.ErrUnsupported) {
 			return invalid(err)
 		}
-		return withHint(fmt.Errorf("printer %s: %w", dev, err), printHint(err))
+		hint := printHint(err)
+		if ports.KindOf(dev) == ports.TCP && errors.Is(err, escpos.ErrNoAnswer) {
+			hint = "the network printer does not answer the status request: check that it is on, that no other client holds it, and the address"
+		}
+		return withHint(fmt.Errorf("printer %s: %w", dev, err), hint)
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(m.Stderr, "posagent: warning: %s\n", w)
@@ -134,6 +148,17 @@ func (m *Main) print(ctx context.Context, dev string, baud int, prof *escpos.Pro
 	})
 }
 
+// openHint tells the operator what to do about a printer port that did not open.
+func openHint(err error) string {
+	switch {
+	case errors.Is(err, usblp.ErrPermission):
+		return "add the agent's user to the lp group: usermod -aG lp posagent"
+	case errors.Is(err, serial.ErrNotFound):
+		return "check --port: 'posagent ports' lists serial and USB printers; a network printer must listen on that address"
+	}
+	return "check --port (posagent ports lists them)"
+}
+
 // printHint tells the operator what to do about a failed job.
 func printHint(err error) string {
 	switch escpos.Reason(err) {
@@ -142,12 +167,18 @@ func printHint(err error) string {
 	case "cover-open":
 		return "close the printer's cover and print again"
 	case "offline":
+		if errors.Is(err, connport.ErrStalled) {
+			return "the printer takes the connection but no data: check it for paper and errors, and that no other client holds it"
+		}
 		if errors.Is(err, escpos.ErrNoAnswer) {
 			return "check the printer's power and cable, --port and --baud"
 		}
 		return "the printer is offline: check it, then print again"
 	case "printer-error":
 		return "the printer reports an error (cutter jam, overheated head): clear it and print again"
+	}
+	if errors.Is(err, connport.ErrStalled) {
+		return "the printer takes the connection but no data: check it for paper and errors, and that no other client holds it"
 	}
 	return "check the printer and its cable"
 }

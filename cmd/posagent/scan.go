@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/posagent/posagent/drivers/ports"
 	"github.com/posagent/posagent/drivers/scanner"
 	"github.com/posagent/posagent/qr"
 	"github.com/spf13/cobra"
@@ -25,7 +26,7 @@ func (m *Main) scanCommand() *cobra.Command {
 		trigger                         bool
 	)
 	cmd := &cobra.Command{
-		Use:   "scan --port DEV [--baud N] [--suffix cr|lf|crlf|tab|none] [--trigger]",
+		Use:   "scan --port DEV|hid:… [--baud N] [--suffix cr|lf|crlf|tab|none] [--trigger]",
 		Short: "Read codes from the scanner and print each, classified, as one JSON line",
 		Long: `Read codes from a serial barcode/QR scanner and print one JSON line per code, the
 classification of 'posagent qr classify' (wallet payment codes masked: they are
@@ -35,7 +36,13 @@ Codes are framed by the scanner's suffix (--suffix; "none" ends a code when the 
 quiet for --gap); --prefix is stripped, AIM identifiers ("]Q1") are stripped and shown as
 "aim". Line noise, control bytes and frames longer than --max-len are rejected with the
 reason on stderr. --trigger sends the serial trigger (SYN T CR) for scanners configured to
-scan only on command.`,
+scan only on command.
+
+A scanner in USB keyboard (HID) mode is read through Linux evdev with --port
+hid:/dev/input/eventN, hid:VID:PID or hid:name=PART-OF-ITS-NAME ('posagent ports' lists
+the input devices): it is taken exclusively, so its key presses reach no other program,
+its keys are read in the US layout and Enter ends each code (--suffix and --baud do not
+apply). Reading input devices needs the input group: usermod -aG input posagent.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sfx, err := scanner.ParseSuffix(suffix)
@@ -59,7 +66,10 @@ scan only on command.`,
 				ctx, cancel = context.WithTimeout(ctx, timeout)
 				defer cancel()
 			}
-			p, err := m.openPort(ctx, port, baud)
+			if ports.KindOf(port) == ports.HID {
+				sfx = scanner.SuffixCR // the key decoder ends each code with CR
+			}
+			p, err := m.openScannerPort(ctx, port, baud)
 			if err != nil {
 				return err
 			}
@@ -99,7 +109,7 @@ scan only on command.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&port, "port", "", "the scanner's serial port: path, by-id link or VID:PID[:SERIAL] (required)")
+	f.StringVar(&port, "port", "", "the scanner's port: path, by-id link, VID:PID[:SERIAL], or hid:/dev/input/eventN|VID:PID|name=TEXT (required)")
 	f.IntVar(&baud, "baud", 9600, "baud rate")
 	f.StringVar(&suffix, "suffix", "cr", "what ends each code: cr, lf, crlf, tab or none")
 	f.StringVar(&prefix, "prefix", "", "prefix the scanner sends before each code (stripped; required when set)")

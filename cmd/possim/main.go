@@ -35,8 +35,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "127.0.0.1:0", "address of the control interface")
 	paper := fs.Int("paper-dots", 576, "printer paper width in dots: 576 for 80 mm, 384 for 58 mm")
 	profile := fs.String("printer-profile", "", "printer model: a profile name (generic-58, xprinter-xp58, …) or FILE.json; sets the paper width unless --paper-dots is given, and Chinese mode at power-on")
+	tcpPrinter := fs.String("tcp-printer", "", "also serve the printer on this TCP address (127.0.0.1:0 for a free port), as a network printer")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: possim --dir DIR [--listen 127.0.0.1:PORT] [--paper-dots 576|384] [--printer-profile NAME]")
+		fmt.Fprintln(stderr, "usage: possim --dir DIR [--listen 127.0.0.1:PORT] [--paper-dots 576|384] [--printer-profile NAME] [--tcp-printer 127.0.0.1:PORT]")
 		fs.PrintDefaults()
 		fmt.Fprint(stderr, controlHelp)
 	}
@@ -73,6 +74,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		})
 	}
+	if *tcpPrinter != "" {
+		if sim.TCPPrinter, err = possim.NewTCPPrinter(sim.Printer, *tcpPrinter); err != nil {
+			fmt.Fprintf(stderr, "possim: %v (hint: --tcp-printer 127.0.0.1:0 picks a free port)\n", err)
+			return 1
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ready := make(chan string, 1)
@@ -89,6 +96,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	for _, n := range sim.Names() {
 		fmt.Fprintf(stdout, "%-8s %s -> %s\n", n, sim.Path(n), sim.TTY(n))
+	}
+	if sim.TCPPrinter != nil {
+		fmt.Fprintf(stdout, "%-8s tcp:%s\n", "tcp", sim.TCPPrinter.Addr())
 	}
 	fmt.Fprintf(stdout, "control  http://%s/ (address in %s/%s)\n", addr, *dir, possim.ControlAddrFile)
 	sim.Run(ctx)
@@ -114,7 +124,11 @@ snake_case; errors are {"error": "..."} with a 4xx status.
                              "images": [{"kind", "x", "y", "width", "height", "qr"}],
                              "unknown", "text", "bytes"}, ...]}
   POST /DEVICE/unplug       {"down_ms": 500}: unplugged, back after down_ms (-1: until plug)
-  POST /DEVICE/plug         plug DEVICE (printer, scanner or display) back in
+  POST /DEVICE/plug         plug DEVICE (printer, scanner, display or led8) back in
+  GET  /led8                {"value": "12.50", "lamp": "off|price|total|collect|change"}
+  GET  /tcp-printer         {"addr", "up", "stalled"} (with --tcp-printer)
+  POST /tcp-printer/down    the network printer goes away; /tcp-printer/up brings it back
+  POST /tcp-printer/stall   {"on": true}: accept connections, never read them
 Example:
   curl -s -d '{"code":"134567890123456789","aim":"]Q1"}' "http://$(cat DIR/control.addr)/scanner/scan"
 `

@@ -1,5 +1,5 @@
 // Package display drives a 2×20 customer display (pole display) in the CD5220 or the Epson
-// ESC/POS customer-display command set, and lays out the checkout screens ("total", "scan
+// ESC/POS customer-display command set, or an 8-digit LED price display (LED8), and lays out the checkout screens ("total", "scan
 // your code", "approved", "declined: reason") so that amounts stay visible when text is too
 // long.
 package display
@@ -30,13 +30,13 @@ const (
 	Epson Protocol = "epson"
 )
 
-// ParseProtocol reads "cd5220" or "epson" (any case).
+// ParseProtocol reads "cd5220", "epson" or "led8" (any case).
 func ParseProtocol(s string) (Protocol, error) {
 	switch p := Protocol(strings.ToLower(strings.TrimSpace(s))); p {
-	case CD5220, Epson:
+	case CD5220, Epson, LED8:
 		return p, nil
 	}
-	return "", posagent.Invalidf("display protocol %q: want cd5220 or epson", s)
+	return "", posagent.Invalidf("display protocol %q: want cd5220, epson or led8", s)
 }
 
 const (
@@ -57,8 +57,8 @@ type Display struct {
 
 // New returns a Display that writes protocol p's commands to w.
 func New(w io.Writer, p Protocol) (*Display, error) {
-	if p != CD5220 && p != Epson {
-		return nil, posagent.Invalidf("display protocol %q: want cd5220 or epson", p)
+	if p != CD5220 && p != Epson && p != LED8 {
+		return nil, posagent.Invalidf("display protocol %q: want cd5220, epson or led8", p)
 	}
 	return &Display{w: w, p: p}, nil
 }
@@ -78,8 +78,17 @@ func (d *Display) Init() error { return d.write(InitCommand(d.p)) }
 func (d *Display) Clear() error { return d.write([]byte{clr}) }
 
 // Show writes both lines, each fitted to Cols characters and padded, so that nothing of
-// the previous screen remains.
+// the previous screen remains. On an LED8 display it shows what LEDFor makes of s.
 func (d *Display) Show(s Screen) error { return d.write(ShowCommand(d.p, s)) }
+
+// ShowLED shows a number and a lamp on an LED8 display; other displays get the number
+// on the second line under the lamp's name.
+func (d *Display) ShowLED(s LEDScreen) error {
+	if d.p == LED8 {
+		return d.write(LEDCommand(s))
+	}
+	return d.Show(Screen{strings.ToUpper(s.Lamp.String()), Row("", s.Value)})
+}
 
 // Brightness sets the brightness level, 1 (dimmest) to 4.
 func (d *Display) Brightness(level int) error {
@@ -90,8 +99,11 @@ func (d *Display) Brightness(level int) error {
 	return d.write(b)
 }
 
-// InitCommand returns the bytes Init sends.
+// InitCommand returns the bytes Init sends (for LED8: ESC @, CLR, lamps off).
 func InitCommand(p Protocol) []byte {
+	if p == LED8 {
+		return []byte{esc, '@', clr, esc, 's', byte(LampOff)}
+	}
 	if p == Epson {
 		return []byte{esc, '@', clr, us, 0x01, us, 'C', 0}
 	}
@@ -100,6 +112,9 @@ func InitCommand(p Protocol) []byte {
 
 // ShowCommand returns the bytes that show s.
 func ShowCommand(p Protocol, s Screen) []byte {
+	if p == LED8 {
+		return LEDCommand(LEDFor(s))
+	}
 	var b []byte
 	for row, line := range s {
 		text := pad(Fit(line))
@@ -120,8 +135,11 @@ func BrightnessCommand(p Protocol, level int) ([]byte, error) {
 	if level < 1 || level > 4 {
 		return nil, posagent.Invalidf("display brightness %d: want 1 to 4", level)
 	}
-	if p == Epson {
+	switch p {
+	case Epson:
 		return []byte{us, 'X', byte(level)}, nil
+	case LED8:
+		return nil, posagent.Invalidf("display brightness: the led8 display has no brightness command")
 	}
 	return []byte{esc, '*', byte(level)}, nil
 }

@@ -168,6 +168,8 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("POST /{device}/plug", func(w http.ResponseWriter, r *http.Request) {
 		s.deviceOp(w, r.PathValue("device"), s.Plug)
 	})
+	s.tcpRoutes(mux) // tcp.go
+	s.ledRoutes(mux) // led8.go
 	return mux
 }
 

@@ -30,6 +30,9 @@ type Sim struct {
 	Printer *Printer
 	Scanner *Scanner
 	Display *Display
+	LED     *LEDDisplay // the 8-digit LED price display, on DIR/led8
+	// TCPPrinter, if set (before Run), is served by Run: the same printer on a TCP port.
+	TCPPrinter *TCPPrinter
 
 	devices map[string]*device
 	mu      sync.Mutex
@@ -54,7 +57,7 @@ func New(dir string) (*Sim, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("possim: %w", err)
 	}
-	s := &Sim{Dir: dir, Printer: NewPrinter(dir), Scanner: NewScanner(), Display: NewDisplay(), devices: map[string]*device{}}
+	s := &Sim{Dir: dir, Printer: NewPrinter(dir), Scanner: NewScanner(), Display: NewDisplay(), LED: NewLEDDisplay(), devices: map[string]*device{}}
 	add := func(name string, serve func(context.Context, io.ReadWriter) error, pull func()) error {
 		path, err := linkPath(dir, name)
 		if err != nil {
@@ -78,6 +81,10 @@ func New(dir string) (*Sim, error) {
 		return nil, err
 	}
 	if err := add(DisplayName, s.Display.Serve, nil); err != nil {
+		s.close()
+		return nil, err
+	}
+	if err := add(LEDName, s.LED.Serve, nil); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -118,6 +125,13 @@ func (s *Sim) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			d.run(ctx)
+		}()
+	}
+	if t := s.TCPPrinter; t != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Serve(ctx) //nolint:errcheck // it stops with ctx
 		}()
 	}
 	<-ctx.Done()
