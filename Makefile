@@ -7,7 +7,7 @@ BIN         := bin
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 20s
 # The fuzz targets: package and function, one per line of `make fuzz`.
-FUZZ_TARGETS := ./qr:FuzzParseMPM ./qr:FuzzBuildMPM ./qr:FuzzClassify ./qr:FuzzDecodeCPM ./qr:FuzzDecodeTLV ./qr:FuzzDecodeImage ./qr:FuzzReadImage ./sync/signing:FuzzVerify ./sync/acquirer:FuzzServer_Decode ./drivers/scanner:FuzzFramer ./drivers/hid:FuzzDecodeEvents .:FuzzDecodeReceipt ./drivers/escpos:FuzzDecodeStatus ./internal/possim:FuzzParseESCPOS ./internal/possim:FuzzLEDDisplay ./offline:FuzzEntryDecode ./offline:FuzzParsePolicy ./device:FuzzDecodeJSON ./sync/uplink:FuzzParseRetryAfter ./internal/update:FuzzVerify
+FUZZ_TARGETS := ./qr:FuzzParseMPM ./qr:FuzzBuildMPM ./qr:FuzzClassify ./qr:FuzzDecodeCPM ./qr:FuzzDecodeTLV ./qr:FuzzDecodeImage ./qr:FuzzReadImage ./sync/signing:FuzzVerify ./sync/acquirer:FuzzServer_Decode ./drivers/scanner:FuzzFramer ./drivers/hid:FuzzDecodeEvents ./drivers/camera:FuzzFrameLayout .:FuzzDecodeReceipt ./drivers/escpos:FuzzDecodeStatus ./internal/possim:FuzzParseESCPOS ./internal/possim:FuzzLEDDisplay ./offline:FuzzEntryDecode ./offline:FuzzParsePolicy ./device:FuzzDecodeJSON ./sync/uplink:FuzzParseRetryAfter ./internal/update:FuzzVerify
 
 .PHONY: all build test bench lint fuzz cross test-arm clean soak deb
 
@@ -40,6 +40,7 @@ test:
 ##        (drivers/escpos), unplug-to-reconnect time (drivers/serial, internal/possim)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(PKGS)
+	POSAGENT_REPORT=1 $(GO) test -count=1 -run '^TestDistortionReport$$' -v ./qr
 
 ## soak: the journal's kill -9 crash test at length (SOAK_ITERATIONS kills; make test runs 200)
 SOAK_ITERATIONS ?= 2000

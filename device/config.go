@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/posagent/posagent"
+	"github.com/posagent/posagent/drivers/camera"
 	"github.com/posagent/posagent/drivers/display"
 	"github.com/posagent/posagent/drivers/escpos"
 	"github.com/posagent/posagent/drivers/ports"
@@ -356,6 +357,12 @@ func (c *Config) Validate() error {
 		if p.port == "" {
 			continue
 		}
+		if p.name == "devices.scanner" && camera.IsPort(p.port) {
+			if err := validCameraPort(p.port); err != nil {
+				return bad(p.name+".port", p.port, "is not camera:/dev/videoN, camera:VID:PID or frames:DIR")
+			}
+			continue
+		}
 		role := strings.TrimPrefix(p.name, "devices.")
 		if err := ports.Validate(role, p.port); err != nil {
 			return bad(p.name+".port", p.port, portForms(role))
@@ -430,7 +437,7 @@ func portForms(role string) string {
 	case "printer":
 		return "is not a serial port (path, by-id name or VID:PID), tcp:HOST[:PORT] or usblp:/dev/usb/lpN|VID:PID"
 	case "scanner":
-		return "is not a serial port (path, by-id name or VID:PID) or hid:/dev/input/eventN|VID:PID|name=TEXT"
+		return "is not a serial port (path, by-id name or VID:PID), hid:/dev/input/eventN|VID:PID|name=TEXT, camera:/dev/videoN|VID:PID or frames:DIR"
 	}
 	return "is not a path, by-id name, VID:PID or tcp:HOST[:PORT]"
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/posagent/posagent"
+	"github.com/posagent/posagent/drivers/camera"
 	"github.com/posagent/posagent/drivers/display"
 	"github.com/posagent/posagent/drivers/escpos"
 	"github.com/posagent/posagent/drivers/ports"
@@ -28,9 +29,9 @@ type DeviceState struct {
 	Error      string `json:"error,omitempty"`
 }
 
-// codeSource is where scanned codes come from: a serial scanner or a keyboard-mode (HID)
-// scanner, both through drivers/scanner's framing and classification. A new kind of
-// source is one case in openScanner.
+// codeSource is where scanned codes come from: a serial or keyboard-mode (HID) scanner,
+// both through drivers/scanner's framing and classification, or a camera (cameraScanner,
+// the qr decoder and the same classification).
 type codeSource interface {
 	Next(ctx context.Context) (scanner.Scan, error)
 	Close() error
@@ -53,6 +54,7 @@ type peripherals struct {
 	ports map[string]ports.Port
 
 	scanner codeSource
+	camera  *cameraScanner // the scanner, when it is a camera
 	printer *escpos.Printer
 
 	dmu     sync.Mutex
@@ -103,7 +105,14 @@ func openPeripherals(ctx context.Context, cfg DevicesConfig, log *slog.Logger, o
 		d.ports[name] = p
 		return p, nil
 	}
-	if cfg.Scanner.Port != "" {
+	if camera.IsPort(cfg.Scanner.Port) {
+		cam, err := openCamera(cfg.Scanner.Port, log, onEvent)
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("open scanner %s: %w", cfg.Scanner.Port, err)
+		}
+		d.camera, d.scanner = cam, cam
+	} else if cfg.Scanner.Port != "" {
 		p, src, err := d.openScanner(ctx, cfg.Scanner)
 		if err != nil {
 			d.Close()
@@ -185,6 +194,8 @@ func (d *peripherals) states(ctx context.Context, cfg DevicesConfig) []DeviceSta
 		st := DeviceState{Device: x.name, Configured: x.port != "", Port: x.port}
 		if p := d.ports[x.name]; p != nil {
 			st.Connected, st.TTY = p.Connected(), p.Name()
+		} else if x.name == "scanner" && d.camera != nil {
+			st.Connected, st.TTY = d.camera.state()
 		}
 		if x.name == "printer" && d.printer != nil && st.Connected {
 			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -346,7 +346,7 @@ func TestDeb_Install(t *testing.T) {
 				t.Fatalf("no user %s in the root's /etc/passwd", s.name)
 			}
 			if s.name == "posagent" {
-				for _, g := range []string{"dialout", "lp", "input"} {
+				for _, g := range []string{"dialout", "lp", "input", "video"} {
 					if !groups[g] {
 						t.Errorf("user posagent not in group %s", g)
 					}

@@ -35,13 +35,23 @@ type corpusResult struct {
 	zbarRan      bool           //
 	attempts     map[string]int // which of our attempts read the frames
 	oursTime     time.Duration  // our decoder's total time
+	zbarTime     time.Duration  // zbarimg's total time (one process for all the frames)
+	oursTimes    []time.Duration
 }
 
 // decodeFrames runs our decoder over frames and counts the correct reads.
 func decodeFrames(frames []image.Image, want string) (ok int, attempts map[string]int) {
+	ok, attempts, _ = decodeFramesTimed(frames, want)
+	return ok, attempts
+}
+
+// decodeFramesTimed is decodeFrames that also returns the time of each frame.
+func decodeFramesTimed(frames []image.Image, want string) (ok int, attempts map[string]int, times []time.Duration) {
 	attempts = map[string]int{}
 	for _, f := range frames {
+		start := time.Now()
 		text, name, err := decodeImage(f)
+		times = append(times, time.Since(start))
 		switch {
 		case err != nil:
 			attempts["(none)"]++
@@ -52,26 +62,36 @@ func decodeFrames(frames []image.Image, want string) (ok int, attempts map[strin
 			attempts["(wrong text)"]++
 		}
 	}
-	return ok, attempts
+	return ok, attempts, times
 }
 
 // zbarFrames writes frames as PNG files in dir and counts those zbarimg reads correctly,
 // running zbarimg once for the whole batch.
 func zbarFrames(tb testing.TB, zbar, dir, prefix string, frames []image.Image, want string) int {
 	tb.Helper()
+	ok, _ := zbarFramesTimed(tb, zbar, dir, prefix, frames, want)
+	return ok
+}
+
+// zbarFramesTimed is zbarFrames that also returns the time zbarimg took (not the time
+// to write the files).
+func zbarFramesTimed(tb testing.TB, zbar, dir, prefix string, frames []image.Image, want string) (int, time.Duration) {
+	tb.Helper()
 	paths := make([]string, len(frames))
 	for i, f := range frames {
 		paths[i] = filepath.Join(dir, fmt.Sprintf("%s-%03d.png", prefix, i+1))
 		writeTestPNG(tb, paths[i], f)
 	}
+	start := time.Now()
 	got := zbarDecodeBatch(tb, zbar, paths)
+	took := time.Since(start)
 	ok := 0
 	for _, p := range paths {
 		if got[p] == want {
 			ok++
 		}
 	}
-	return ok
+	return ok, took
 }
 
 // corpusCode is what every distorted frame shows: a typical EMV merchant-presented code.
@@ -94,14 +114,7 @@ func TestDistortionReport(t *testing.T) {
 	if os.Getenv("POSAGENT_REPORT") != "1" {
 		t.Skip("set POSAGENT_REPORT=1 (and -v) to print the distortion report")
 	}
-	n := 20
-	if s := os.Getenv("POSAGENT_REPORT_N"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 1 {
-			t.Fatalf("POSAGENT_REPORT_N=%q: want a positive number", s)
-		}
-		n = v
-	}
+	n := reportN(t, 20)
 	zbar := zbarPath()
 	dir := t.TempDir()
 	code := corpusCode(t)
@@ -111,10 +124,11 @@ func TestDistortionReport(t *testing.T) {
 			frames := corpusFrames(code, lvl, n)
 			r := corpusResult{class: class.Name, level: lvl.Name, n: n}
 			start := time.Now()
-			r.ours, r.attempts = decodeFrames(frames, code.Text)
+			r.ours, r.attempts, r.oursTimes = decodeFramesTimed(frames, code.Text)
 			r.oursTime = time.Since(start)
 			if zbar != "" {
-				r.zbar, r.zbarRan = zbarFrames(t, zbar, dir, class.Name+"-"+lvl.Name, frames, code.Text), true
+				r.zbar, r.zbarTime = zbarFramesTimed(t, zbar, dir, class.Name+"-"+lvl.Name, frames, code.Text)
+				r.zbarRan = true
 			}
 			results = append(results, r)
 		}
@@ -128,11 +142,17 @@ func TestDistortionReport(t *testing.T) {
 
 func writeReport(w io.Writer, results []corpusResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "distortion\tours ok/N\tzbarimg ok/N\tours ms/frame\tour attempts that read it")
+	fmt.Fprintln(tw, "distortion\tours ok/N\tzbarimg ok/N\tours ms/frame\tzbarimg ms/frame\tour attempts that read it")
+	var ours []time.Duration
+	var zbarMs []float64
 	for _, r := range results {
-		zb := "-"
+		ours = append(ours, r.oursTimes...)
+		zb, zms := "-", "-"
 		if r.zbarRan {
 			zb = fmt.Sprintf("%d/%d", r.zbar, r.n)
+			ms := float64(r.zbarTime.Microseconds()) / 1000 / float64(r.n)
+			zms = fmt.Sprintf("%.1f", ms)
+			zbarMs = append(zbarMs, ms)
 		}
 		var names []string
 		for name := range r.attempts {
@@ -143,10 +163,20 @@ func writeReport(w io.Writer, results []corpusResult) {
 		for _, name := range names {
 			parts = append(parts, fmt.Sprintf("%s:%d", name, r.attempts[name]))
 		}
-		fmt.Fprintf(tw, "%s/%s\t%d/%d\t%s\t%.1f\t%s\n", r.class, r.level, r.ours, r.n, zb,
-			float64(r.oursTime.Microseconds())/1000/float64(r.n), strings.Join(parts, " "))
+		fmt.Fprintf(tw, "%s/%s\t%d/%d\t%s\t%.1f\t%s\t%s\n", r.class, r.level, r.ours, r.n, zb,
+			float64(r.oursTime.Microseconds())/1000/float64(r.n), zms, strings.Join(parts, " "))
 	}
 	tw.Flush()
+	sort.Slice(ours, func(i, j int) bool { return ours[i] < ours[j] })
+	if len(ours) > 0 {
+		fmt.Fprintf(w, "\nours: median %.1f ms per image, p99 %.1f ms", float64(ours[len(ours)/2].Microseconds())/1000,
+			float64(ours[len(ours)*99/100].Microseconds())/1000)
+	}
+	if len(zbarMs) > 0 {
+		sort.Float64s(zbarMs)
+		fmt.Fprintf(w, "; zbarimg: median over strengths of its mean %.1f ms per image (one process per strength)", zbarMs[len(zbarMs)/2])
+	}
+	fmt.Fprintln(w)
 }
 
 // BenchmarkEncode measures rendering: Encode and a PNG, as `posagent qr mpm --png` does.
@@ -224,4 +254,18 @@ func BenchmarkDecodeDistortion(b *testing.B) {
 			}
 		})
 	}
+}
+
+// reportN is POSAGENT_REPORT_N, the frames per strength of a report, or def.
+func reportN(t *testing.T, def int) int {
+	t.Helper()
+	s := os.Getenv("POSAGENT_REPORT_N")
+	if s == "" {
+		return def
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 1 {
+		t.Fatalf("POSAGENT_REPORT_N=%q: want a positive number", s)
+	}
+	return v
 }

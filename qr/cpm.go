@@ -278,6 +278,56 @@ func cpmValidate(objs []TLV) error {
 	if apps == 0 {
 		return ruleErr(cpmTagApplication.String(), -1, "missing: at least one Application Template (61) is required")
 	}
+	return cpmNoOverlap(objs)
+}
+
+// cpmNoOverlap applies the rule that a data object is either in an Application Template
+// (61) or in the Common Data Template (62), never in both (EMV QRCPS CPM, Common Data
+// Template: it holds the data common to the applications, in place of repeating it): a
+// terminal given two values would have to choose one. The error is at the second
+// occurrence in payload order.
+func cpmNoOverlap(objs []TLV) error {
+	common, ok := tlvFind(objs, cpmTagCommon)
+	if !ok {
+		return nil
+	}
+	inCommon := map[Tag]bool{}
+	for _, o := range common.Children {
+		inCommon[o.Tag] = true
+	}
+	// Offsets of every child of every template, in payload order.
+	type at struct {
+		tmpl, tag Tag
+		off       int
+	}
+	var seen []at
+	for i, off := 0, 0; i < len(objs); i++ {
+		o := objs[i]
+		if o.Tag == cpmTagApplication || o.Tag == cpmTagCommon {
+			child := off + tlvSize(o) - tlvContentSize(o)
+			for _, c := range o.Children {
+				seen = append(seen, at{o.Tag, c.Tag, child})
+				child += tlvSize(c)
+			}
+		}
+		off += tlvSize(o)
+	}
+	first := map[Tag]at{}
+	for _, s := range seen {
+		if !inCommon[s.tag] {
+			continue
+		}
+		f, dup := first[s.tag]
+		if !dup {
+			first[s.tag] = s
+			continue
+		}
+		if f.tmpl == s.tmpl { // two Application Templates may both hold it; 62 has each tag once
+			continue
+		}
+		return ruleErr(tlvPath([]Tag{s.tmpl, s.tag}), s.off,
+			"tag %s is in both an Application Template (61) and the Common Data Template (62) (first at offset %d): a data object belongs in one of them", s.tag, f.off)
+	}
 	return nil
 }
 
@@ -563,4 +613,64 @@ func (t TLV) MarshalJSON() ([]byte, error) {
 		Value string `json:"value"`
 		Text  string `json:"text,omitempty"`
 	}{t.Tag.String(), fmt.Sprintf("%X", t.Value), text})
+}
+
+// Masked returns c for printing with the cardholder's account data masked: the value of
+// 5A (PAN) and 57 (Track 2 Equivalent Data) anywhere in the tree is left out and replaced
+// by "masked": the PAN masked by MaskPAN, followed for track 2 by the expiry ("D3012…").
+// Its JSON is MarshalJSON's otherwise. c is not changed.
+func (c *CPM) Masked() json.Marshaler { return maskedCPM{c} }
+
+type maskedCPM struct{ c *CPM }
+
+func (m maskedCPM) MarshalJSON() ([]byte, error) {
+	objs := make([]maskedTLV, len(m.c.Objects))
+	for i, o := range m.c.Objects {
+		objs[i] = maskedTLV(o)
+	}
+	return json.Marshal(struct {
+		Format       string           `json:"format"`
+		Objects      []maskedTLV      `json:"objects"`
+		Applications []CPMApplication `json:"applications"`
+	}{"emv-cpm", objs, m.c.Applications()})
+}
+
+// maskedTLV is a TLV whose JSON masks 5A and 57.
+type maskedTLV TLV
+
+func (t maskedTLV) MarshalJSON() ([]byte, error) {
+	switch {
+	case t.Children != nil:
+		kids := make([]maskedTLV, len(t.Children))
+		for i, c := range t.Children {
+			kids[i] = maskedTLV(c)
+		}
+		return json.Marshal(struct {
+			Tag     string      `json:"tag"`
+			Objects []maskedTLV `json:"objects"`
+		}{t.Tag.String(), kids})
+	case t.Tag == cpmTagPAN || t.Tag == cpmTagTrack2:
+		return json.Marshal(struct {
+			Tag    string `json:"tag"`
+			Masked string `json:"masked"`
+		}{t.Tag.String(), maskAccount(t.Tag, t.Value)})
+	}
+	return TLV(t).MarshalJSON()
+}
+
+// maskAccount shows a PAN or track 2 value without the digits MaskPAN hides; a value that
+// does not parse shows as stars only.
+func maskAccount(tag Tag, v []byte) string {
+	if tag == cpmTagPAN {
+		digits := strings.TrimRight(strings.ToUpper(hex.EncodeToString(v)), "F")
+		if strings.Trim(digits, "0123456789") == "" && digits != "" {
+			return MaskPAN(digits)
+		}
+		return strings.Repeat("*", 2*len(v))
+	}
+	pan, expiry, problem := cpmParseTrack2(v)
+	if problem != "" {
+		return strings.Repeat("*", 2*len(v))
+	}
+	return MaskPAN(pan) + "D" + expiry + "…"
 }

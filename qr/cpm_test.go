@@ -318,6 +318,9 @@ func TestDecodeCPM_errors(t *testing.T) {
 		{"duplicate in 61", cpmB64(t, cpmPFI+"61 0F 4F 07 A0000000555555 50 01 41 50 01 42"), ErrRule, "61.50", 21, "appears twice in the Application Template (first at offset 18)"},
 		{"duplicate unknown in 61", cpmB64(t, cpmPFI+"61 11 4F 07 A0000000555555 9F02 01 00 9F02 01 00"), ErrRule, "61.9F02", 22, "appears twice"},
 		{"duplicate in 62", cpmB64(t, cpmPFI+cpmApp1+cpmTL("62", "5F2D 02 656E 5F2D 02 7A68")), ErrRule, "62.5F2D", 25, "appears twice in the Common Data Template"},
+		{"5A in 61 and 62", cpmB64(t, cpmPFI+cpmTL("61", "4F 07 A0000000555555 5A 08 1234567890123458")+cpmTL("62", "5A 08 1234567890123458")), ErrRule, "62.5A", 30, "in both an Application Template (61) and the Common Data Template (62) (first at offset 18)"},
+		{"50 in 62 then 61", cpmB64(t, cpmPFI+cpmTL("62", "50 01 41")+cpmTL("61", "4F 07 A0000000555555 50 01 42")), ErrRule, "61.50", 23, "in both"},
+		{"57 in the second 61 and 62", cpmB64(t, cpmPFI+cpmApp1+cpmTL("61", "4F 07 A0000000555556 57 0E 6212345678901230123D3012201F")+cpmTL("62", "57 0E 6212345678901230123D3012201F")), ErrRule, "62.57", 47, "in both"},
 		{"85 inside 61", cpmB64(t, cpmPFI+"61 10 4F 07 A0000000555555 85 05 4350563031"), ErrRule, "61.85", 18, "not allowed inside a template"},
 		{"61 inside 61", cpmB64(t, cpmPFI+"61 14 4F 07 A0000000555555"+cpmApp1), ErrRule, "61.61", 18, "not allowed inside a template"},
 		{"62 inside 62", cpmB64(t, cpmPFI+cpmApp1+"62 02 62 00"), ErrRule, "62.62", 20, "not allowed inside a template"},
@@ -492,13 +495,13 @@ func TestCPM_Applications(t *testing.T) {
 		want    []CPMApplication
 	}{
 		{
-			"application data wins over common data",
+			"common data fills in what an application lacks",
 			cpmB64(t, cpmPFI+
-				cpmTL("61", "4F 07 A0000003330101 50 03 414141", cpmTL("57", "6212345678901230123D3012201F"))+
+				cpmTL("61", "4F 07 A0000003330101", cpmTL("57", "6212345678901230123D3012201F"))+
 				cpmTL("61", "4F 07 A0000003330102")+
 				cpmTL("62", "50 03 424242 5A 08 1234567890123458 5F24 03 271231 5F20 03 412F42")),
 			[]CPMApplication{
-				{AID: "A0000003330101", Label: "AAA", PAN: "621234*********0123", Expiry: "3012", CardholderName: "A/B"},
+				{AID: "A0000003330101", Label: "BBB", PAN: "621234*********0123", Expiry: "3012", CardholderName: "A/B"},
 				{AID: "A0000003330102", Label: "BBB", PAN: "123456******3458", Expiry: "2712", CardholderName: "A/B"},
 			},
 		},

@@ -65,9 +65,9 @@ func (m *Main) writeJSON(v any) error {
 }
 
 func (m *Main) qrParseCommand() *cobra.Command {
-	var lenient bool
+	var lenient, reveal bool
 	cmd := &cobra.Command{
-		Use:   "parse [--lenient] PAYLOAD|-",
+		Use:   "parse [--lenient] [--reveal] PAYLOAD|-",
 		Short: "Decode an EMV QR payload (MPM or CPM) or a wallet code to JSON",
 		Long: `Decode a payment QR payload and print it as JSON.
 
@@ -75,8 +75,8 @@ An EMV merchant-presented payload ("000201...") prints its data objects in paylo
 (templates hold "objects"), the CRC and a merchant summary. Strict mode (the default)
 applies every rule of the EMV MPM specification; --lenient reads codes from the field
 that bend the field rules and lists what they break under "warnings". A consumer-presented
-payload (base64, "hQVDUFYw...") prints its TLV tree. A wallet payment code prints its
-classification.`,
+payload (base64, "hQVDUFYw...") prints its TLV tree, with the card number (5A) and track 2
+(57) masked unless --reveal is given. A wallet payment code prints its classification.`,
 		Args: exactArgs(1, "one PAYLOAD (or - for standard input)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			payload, err := m.argOrStdin(args[0])
@@ -104,7 +104,10 @@ classification.`,
 				if err != nil {
 					return withHint(fmt.Errorf("parse emv cpm: %w", err), "check the payload was copied whole")
 				}
-				return m.writeJSON(cpm)
+				if reveal {
+					return m.writeJSON(cpm)
+				}
+				return m.writeJSON(cpm.Masked())
 			}
 			cl := qr.Classify(payload)
 			if cl.Kind == qr.KindUnknown {
@@ -118,6 +121,7 @@ classification.`,
 		},
 	}
 	cmd.Flags().BoolVar(&lenient, "lenient", false, "accept codes that break field rules; list the breaks as warnings")
+	cmd.Flags().BoolVar(&reveal, "reveal", false, "show a consumer-presented code's card number (5A) and track 2 (57) unmasked (technicians only)")
 	return cmd
 }
 

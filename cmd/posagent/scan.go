@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/posagent/posagent/drivers/camera"
 	"github.com/posagent/posagent/drivers/ports"
 	"github.com/posagent/posagent/drivers/scanner"
 	"github.com/posagent/posagent/qr"
@@ -24,9 +25,10 @@ func (m *Main) scanCommand() *cobra.Command {
 		baud, count, maxLen             int
 		gap, timeout                    time.Duration
 		trigger                         bool
+		fps                             float64
 	)
 	cmd := &cobra.Command{
-		Use:   "scan --port DEV|hid:… [--baud N] [--suffix cr|lf|crlf|tab|none] [--trigger]",
+		Use:   "scan --port DEV|hid:…|camera:…|frames:DIR [--baud N] [--suffix cr|lf|crlf|tab|none] [--trigger] [--fps N]",
 		Short: "Read codes from the scanner and print each, classified, as one JSON line",
 		Long: `Read codes from a serial barcode/QR scanner and print one JSON line per code, the
 classification of 'posagent qr classify' (wallet payment codes masked: they are
@@ -42,7 +44,13 @@ A scanner in USB keyboard (HID) mode is read through Linux evdev with --port
 hid:/dev/input/eventN, hid:VID:PID or hid:name=PART-OF-ITS-NAME ('posagent ports' lists
 the input devices): it is taken exclusively, so its key presses reach no other program,
 its keys are read in the US layout and Enter ends each code (--suffix and --baud do not
-apply). Reading input devices needs the input group: usermod -aG input posagent.`,
+apply). Reading input devices needs the input group: usermod -aG input posagent.
+
+A camera reads the customer's code from a screen or paper: --port camera:/dev/videoN or
+camera:VID:PID (a V4L2 capture device, a USB UVC camera; needs the video group), or
+frames:DIR to replay a recording (the PNG/JPEG files of DIR in name order at --fps). Each
+frame goes through the qr decoder, frames are dropped rather than queued while one is
+decoded, and a code held in view is reported once.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sfx, err := scanner.ParseSuffix(suffix)
@@ -65,6 +73,9 @@ apply). Reading input devices needs the input group: usermod -aG input posagent.
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, timeout)
 				defer cancel()
+			}
+			if camera.IsPort(port) { // camera:/dev/videoN, camera:VID:PID, frames:DIR (scan_camera.go)
+				return m.scanCamera(ctx, port, fps, count, timeout, cls)
 			}
 			if ports.KindOf(port) == ports.HID {
 				sfx = scanner.SuffixCR // the key decoder ends each code with CR
@@ -109,7 +120,8 @@ apply). Reading input devices needs the input group: usermod -aG input posagent.
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&port, "port", "", "the scanner's port: path, by-id link, VID:PID[:SERIAL], or hid:/dev/input/eventN|VID:PID|name=TEXT (required)")
+	f.StringVar(&port, "port", "", "the scanner's port: path, by-id link, VID:PID[:SERIAL], hid:/dev/input/eventN|VID:PID|name=TEXT, or a camera: camera:/dev/videoN, camera:VID:PID, frames:DIR (required)")
+	f.Float64Var(&fps, "fps", 15, "camera or frames: recording frame rate (0: play a recording as fast as it decodes, every frame)")
 	f.IntVar(&baud, "baud", 9600, "baud rate")
 	f.StringVar(&suffix, "suffix", "cr", "what ends each code: cr, lf, crlf, tab or none")
 	f.StringVar(&prefix, "prefix", "", "prefix the scanner sends before each code (stripped; required when set)")

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package camera
+
+import (
+	"errors"
+	"fmt"
+)
+
+// openV4L2 is Linux only.
+func openV4L2(loc Device, opts Options) (Source, error) {
+	return nil, fmt.Errorf("camera %s: %w", loc, errors.ErrUnsupported)
+}
