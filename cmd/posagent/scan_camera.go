@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/posagent/posagent/drivers/camera"
@@ -24,6 +25,14 @@ func (m *Main) scanCamera(ctx context.Context, port string, fps float64, count i
 	opts := camera.Options{FPS: fps}
 	if fps == 0 {
 		opts.FPS = -15 // as fast as decoded; frame times 1/15 s apart
+	}
+	if strings.HasPrefix(port, camera.CameraPrefix) {
+		// The agent waits for a camera that is not there; a command says so at once.
+		if loc, err := camera.ParseDevice(strings.TrimPrefix(port, camera.CameraPrefix)); err == nil {
+			if err := camera.Present(loc); err != nil {
+				return withHint(fmt.Errorf("scan: no camera at %s: %w", loc, err), "plug the camera in and check 'ls /dev/video*' (or 'posagent ports'); camera:VID:PID finds it wherever it is")
+			}
+		}
 	}
 	src, err := camera.Open(port, opts)
 	if err != nil {

@@ -75,6 +75,8 @@ func TestMain_ScanFrames(t *testing.T) {
 		{"count-not-reached", []string{"scan", "--port", "frames:" + dir, "--fps", "0", "--count", "3"}, 1, 2, "ended after 2 of 3"},
 		{"no-frames", []string{"scan", "--port", "frames:" + t.TempDir()}, 1, 0, "no .png or .jpg files"},
 		{"bad-camera", []string{"scan", "--port", "camera:video0"}, 1, 0, "camera:/dev/video0"},
+		{"absent-camera", []string{"scan", "--port", "camera:" + filepath.Join(t.TempDir(), "video9"), "--timeout", "1m"}, 1, 0, "plug the camera in"},
+		{"absent-usb-camera", []string{"scan", "--port", "camera:ffff:fffe", "--timeout", "1m"}, 1, 0, "no camera at ffff:fffe"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -459,3 +459,17 @@ func findVIDPID(dir, vid, pid string) (string, error) {
 	}
 	return "/dev/" + best, nil
 }
+
+// Present reports (nil) whether the camera loc names is attached now: its device node
+// exists, or a USB camera with its VID:PID is in sysfs. The agent waits for an absent
+// camera; a command asks first, to say at once that none is plugged in.
+func Present(loc Device) error {
+	path, err := loc.resolve()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(path); err != nil {
+		return err
+	}
+	return nil
+}
