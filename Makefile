@@ -42,6 +42,15 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(PKGS)
 	POSAGENT_REPORT=1 $(GO) test -count=1 -run '^TestDistortionReport$$' -v ./qr
 
+## fleet: the fleet figures: fleetsim's 1,000 terminals × 100 records reconnecting at once against acquirerd on
+##        SQLite, and when POSAGENT_PG_DSN names a database, on PostgreSQL with one node and with two nodes sharing it;
+##        records/s, batch latency p50/p99, 429s, and what `acquirerd ledger` holds (TERMINALS, RECORDS, CONCURRENCY,
+##        STORES="sqlite postgres"; the PostgreSQL database must be empty or made with FLEET_MASTER_KEY's key)
+.PHONY: fleet
+fleet: build
+	TERMINALS=$(or $(TERMINALS),1000) RECORDS=$(or $(RECORDS),100) CONCURRENCY=$(or $(CONCURRENCY),0) \
+	  STORES="$(or $(STORES),sqlite postgres)" cmd/fleetsim/fleet.sh $(BIN)
+
 ## soak: the journal's kill -9 crash test at length (SOAK_ITERATIONS kills; make test runs 200)
 SOAK_ITERATIONS ?= 2000
 soak:

@@ -38,6 +38,27 @@ type session struct {
 	method     posagent.Method
 	credential string
 	captured   time.Time // the sale record's capture time
+
+	// shown is closed when the session's last screen is on the display: screens are
+	// written in order, but the sale does not wait for the display's serial line.
+	shown <-chan struct{}
+}
+
+// showAfter puts sc on the display after the session's screens before it, and returns at
+// once: at the display's 9600 baud a screen takes 50 ms on the line, which the sale
+// (authorizing, say) must not wait for. finish waits for the last one before the next
+// payment can put up its own.
+func (a *Agent) showAfter(s *session, sc display.Screen) {
+	prev := s.shown
+	done := make(chan struct{})
+	s.shown = done
+	go func() {
+		if prev != nil {
+			<-prev
+		}
+		a.show(sc)
+		close(done)
+	}()
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
@@ -353,13 +374,13 @@ func (a *Agent) perform(s *session, eff checkout.Effect, timer *time.Timer) (nex
 
 	case checkout.Show:
 		if !s.background {
-			a.show(screenFor(eff.Screen, p))
+			a.showAfter(s, screenFor(eff.Screen, p))
 		}
 
 	case checkout.RefuseScan:
 		a.events.publish("scan", map[string]any{"result": "refused", "payment_id": p.ID, "kind": s.cls.Kind, "reason": eff.Reason})
 		a.log.Info("scan refused", "payment", p.ID, "reason", eff.Reason)
-		a.show(display.Screen{display.Fit("CODE NOT ACCEPTED"), display.Fit("SHOW PAYMENT CODE")})
+		a.showAfter(s, display.Screen{display.Fit("CODE NOT ACCEPTED"), display.Fit("SHOW PAYMENT CODE")})
 
 	case checkout.Schedule:
 		timer.Stop()
@@ -549,10 +570,9 @@ func (a *Agent) finish(s *session) {
 		screen = display.DeclinedScreen(reason)
 	}
 	// The display (a serial line at the display's pace) and the event stream at once.
-	shown := make(chan struct{})
-	go func() { a.show(screen); close(shown) }()
+	a.showAfter(s, screen)
 	a.publishPayment(p)
-	<-shown // before the next payment can put its own screen up
+	<-s.shown // before the next payment can put its own screen up
 	a.mu.Lock()
 	a.setPhase(PhaseIdle)
 	a.cur = nil

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/posagent/posagent"
+	"github.com/posagent/posagent/internal/sqlstmt"
 )
 
 // Record is a sale as the journal holds it, with its place in the hash chain.
@@ -393,7 +394,7 @@ func (j *Journal) Transition(ctx context.Context, id string, to posagent.State, 
 	return r.Record, nil
 }
 
-func (j *Journal) setState(ctx context.Context, tx *sql.Tx, r *Record, to posagent.State, note string) error {
+func (j *Journal) setState(ctx context.Context, tx txExecer, r *Record, to posagent.State, note string) error {
 	now := j.now().UTC().Truncate(time.Millisecond)
 	lastErr := r.LastError
 	if to == posagent.StateDeclined || to == posagent.StateFailed {
@@ -434,56 +435,103 @@ func (j *Journal) Pending(ctx context.Context, limit int) ([]Record, error) {
 // MarkUploading notes that the records are being sent in a batch: each gets one more
 // attempt, and stored records move to uploading. Records in other states keep theirs.
 func (j *Journal) MarkUploading(ctx context.Context, ids ...string) error {
-	return j.update(ctx, "mark uploading", ids, func(tx *sql.Tx, r *Record) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE sales SET attempts = attempts + 1 WHERE seq = ?`, r.Sequence); err != nil {
-			return err
-		}
-		if r.State == posagent.StateStored {
-			return j.setState(ctx, tx, r, posagent.StateUploading, fmt.Sprintf("upload attempt %d", r.Attempts+1))
-		}
-		return nil
-	})
+	return j.AckAndMark(ctx, nil, ids)
 }
 
 // Ack records that the acquirer holds the records (its answer was accepted or duplicate).
 // Acknowledging twice is harmless. Acknowledged records in a final state are purged after
 // the retention period.
 func (j *Journal) Ack(ctx context.Context, ids ...string) error {
+	return j.AckAndMark(ctx, ids, nil)
+}
+
+// AckAndMark is Ack(acked) and MarkUploading(next) in one transaction: the uplink's one
+// durable commit per batch, which acknowledges the batch answered before and starts the
+// next. A crash before it commits leaves the answered records unacknowledged: they are sent
+// again and answered duplicate, never stored twice.
+func (j *Journal) AckAndMark(ctx context.Context, acked, next []string) error {
 	now := j.now().UTC().UnixMilli()
-	return j.update(ctx, "acknowledge", ids, func(tx *sql.Tx, r *Record) error {
-		_, err := tx.ExecContext(ctx, `UPDATE sales SET acked_at = ? WHERE seq = ? AND acked_at IS NULL`, now, r.Sequence)
-		return err
+	op := "acknowledge"
+	if len(next) > 0 {
+		op = "mark uploading"
+	}
+	return j.updateSteps(ctx, op, []updateStep{
+		{acked, func(tx txExecer, r *Record) error {
+			_, err := tx.ExecContext(ctx, `UPDATE sales SET acked_at = ? WHERE seq = ? AND acked_at IS NULL`, now, r.Sequence)
+			return err
+		}},
+		{next, func(tx txExecer, r *Record) error {
+			if _, err := tx.ExecContext(ctx, `UPDATE sales SET attempts = attempts + 1 WHERE seq = ?`, r.Sequence); err != nil {
+				return err
+			}
+			if r.State == posagent.StateStored {
+				return j.setState(ctx, tx, r, posagent.StateUploading, fmt.Sprintf("upload attempt %d", r.Attempts+1))
+			}
+			return nil
+		}},
 	})
 }
 
 // NoteError keeps the last error met while sending a record (a failed batch, a rejected
 // signature), for the technician; it does not change the state.
 func (j *Journal) NoteError(ctx context.Context, id, msg string) error {
-	return j.update(ctx, "note error", []string{id}, func(tx *sql.Tx, r *Record) error {
+	return j.update(ctx, "note error", []string{id}, func(tx txExecer, r *Record) error {
 		_, err := tx.ExecContext(ctx, `UPDATE sales SET last_error = ?, updated_at = ? WHERE seq = ?`, msg, j.now().UTC().UnixMilli(), r.Sequence)
 		return err
 	})
 }
 
-// update runs fn for each record, all in one transaction.
-func (j *Journal) update(ctx context.Context, op string, ids []string, fn func(*sql.Tx, *Record) error) error {
-	tx, err := j.w.BeginTx(ctx, nil)
+// txExecer is what a state change needs of its transaction: *sql.Tx, or a sqlstmt.Cache
+// over one.
+type txExecer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// update runs fn for each record, all in one transaction, through statements prepared
+// once for all of them.
+func (j *Journal) update(ctx context.Context, op string, ids []string, fn func(txExecer, *Record) error) error {
+	return j.updateSteps(ctx, op, []updateStep{{ids, fn}})
+}
+
+// updateStep is fn to run for each of ids.
+type updateStep struct {
+	ids []string
+	fn  func(txExecer, *Record) error
+}
+
+// updateSteps runs the steps in order, all in one transaction (none when they name no
+// record), through statements prepared once for all of them.
+func (j *Journal) updateSteps(ctx context.Context, op string, steps []updateStep) error {
+	n := 0
+	for _, st := range steps {
+		n += len(st.ids)
+	}
+	if n == 0 {
+		return nil
+	}
+	sqlTx, err := j.w.BeginTx(ctx, nil)
 	if err != nil {
 		return classify(op, err)
 	}
-	defer tx.Rollback()
-	for _, id := range ids {
-		r, err := scanRecord(tx.QueryRowContext(ctx, selectRecord+" WHERE id = ?", id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%s %s: %w", op, id, ErrNotFound)
-		} else if err != nil {
-			return classify(op, err)
-		}
-		if err := fn(tx, &r.Record); err != nil {
-			return classify(op, err)
+	defer sqlTx.Rollback()
+	tx := sqlstmt.New(sqlTx)
+	defer tx.Close()
+	for _, st := range steps {
+		for _, id := range st.ids {
+			r, err := scanRecord(tx.QueryRowContext(ctx, selectRecord+" WHERE id = ?", id))
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("%s %s: %w", op, id, ErrNotFound)
+			} else if err != nil {
+				return classify(op, err)
+			}
+			if err := st.fn(tx, &r.Record); err != nil {
+				return classify(op, err)
+			}
 		}
 	}
-	return classify(op, tx.Commit())
+	tx.Close()
+	return classify(op, sqlTx.Commit())
 }
 
 // Get returns the record with the given id, with its history.

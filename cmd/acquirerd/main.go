@@ -11,20 +11,17 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +29,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/posagent/posagent/sync/acquirer"
+	"github.com/posagent/posagent/sync/signing"
+	"github.com/posagent/posagent/sync/wire"
 )
 
 func main() {
@@ -45,6 +44,7 @@ type usageError struct{ error }
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var listen, dsn, keyFile, tlsCert, tlsKey, clientCA string
 	var simDelay, simPending time.Duration
+	var limits acquirer.Limits
 	root := &cobra.Command{
 		Use:   "acquirerd --listen ADDR --db sqlite:PATH|postgres://…",
 		Short: "posagent's reference acquirer endpoint",
@@ -95,7 +95,15 @@ refunds a paid one (refunded); one ending in -RACE is paid at the moment the clo
 arrives, so the close finds it paid and refunds it.
 Refunds (POST /v1/refunds, and refund records uploaded stored) are not simulated: they are
 declined when the sale is unknown for the terminal, not approved, in another currency, or
-when the amount exceeds what is left of it. 'acquirerd totals' prints a period's totals.`,
+when the amount exceeds what is left of it. 'acquirerd totals' prints a period's totals.
+
+Admission control: at most --max-in-flight signed requests are handled at once (all
+terminals together; one more waits up to --queue-wait for a slot) and at most
+--per-terminal of one terminal; beyond that the answer is 429 with Retry-After
+(--retry-after), which the terminals honour, instead of a timeout or a 5xx. A body above
+--max-body bytes, or a batch above --max-batch records, is answered 413. GET /metrics
+exports the request latency by route and result, batch sizes, 429s and records; the
+Grafana dashboard configs/grafana-acquirerd.json charts them.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
@@ -120,8 +128,11 @@ when the amount exceeds what is left of it. 'acquirerd totals' prints a period's
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", listen, err)
 			}
+			if limits.MaxInFlight < 0 || limits.PerTerminal < 0 || limits.MaxBody < 0 || limits.MaxBatch < 0 || limits.QueueWait < 0 {
+				return usageError{errors.New("--max-in-flight, --per-terminal, --max-body, --max-batch and --queue-wait must not be negative (0: the default)")}
+			}
 			handler := acquirer.New(store, acquirer.Options{Log: log, VerifyChain: acquirer.VerifyJournalRecord, RequireClientCert: clientCA != "",
-				SimDelay: simDelay, SimPending: simPending})
+				SimDelay: simDelay, SimPending: simPending, Limits: limits})
 			srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
 			scheme, serve := "http", func() error { return srv.Serve(ln) }
 			if tlsConfig != nil {
@@ -150,6 +161,12 @@ when the amount exceeds what is left of it. 'acquirerd totals' prints a period's
 	root.Flags().StringVar(&clientCA, "client-ca", os.Getenv("ACQUIRERD_CLIENT_CA"), "require client certificates signed by these CAs (PEM), CommonName = terminal id (mTLS)")
 	root.Flags().DurationVar(&simDelay, "sim-delay", 8*time.Second, "amounts ending in 95: how long the authorization is held before it is approved")
 	root.Flags().DurationVar(&simPending, "sim-pending", 3*time.Second, "amounts ending in 96 and 97: how long they stay pending_customer")
+	root.Flags().IntVar(&limits.MaxInFlight, "max-in-flight", envInt("ACQUIRERD_MAX_IN_FLIGHT", 0), fmt.Sprintf("signed requests handled at once, all terminals together; 0: %d on SQLite, %d on PostgreSQL (4 per CPU) (env ACQUIRERD_MAX_IN_FLIGHT)", acquirer.DefaultMaxInFlightSQLite, acquirer.DefaultMaxInFlight()))
+	root.Flags().DurationVar(&limits.QueueWait, "queue-wait", envDuration("ACQUIRERD_QUEUE_WAIT", acquirer.DefaultQueueWait), "how long a request waits for one of --max-in-flight before it is answered 429 (env ACQUIRERD_QUEUE_WAIT)")
+	root.Flags().IntVar(&limits.PerTerminal, "per-terminal", envInt("ACQUIRERD_PER_TERMINAL", acquirer.DefaultPerTerminal), "requests of one terminal handled at once; one more is answered 429 (env ACQUIRERD_PER_TERMINAL)")
+	root.Flags().DurationVar(&limits.RetryAfter, "retry-after", envDuration("ACQUIRERD_RETRY_AFTER", acquirer.DefaultRetryAfter), "the Retry-After of a 429, whole seconds (env ACQUIRERD_RETRY_AFTER)")
+	root.Flags().Int64Var(&limits.MaxBody, "max-body", int64(envInt("ACQUIRERD_MAX_BODY", signing.MaxBody)), "largest request body in bytes, else 413 (at most the default; env ACQUIRERD_MAX_BODY)")
+	root.Flags().IntVar(&limits.MaxBatch, "max-batch", envInt("ACQUIRERD_MAX_BATCH", wire.MaxBatch), "most records in one batch, else 413 (at most the default; env ACQUIRERD_MAX_BATCH)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.Version = Version()
@@ -172,121 +189,31 @@ when the amount exceeds what is left of it. 'acquirerd totals' prints a period's
 	return 0
 }
 
-// openStore opens the store named by dsn: sqlite:PATH, or a PostgreSQL URL or key=value
-// connection string.
+// openStore opens the store named by dsn (see acquirer.Open); a malformed --db is a usage
+// error.
 func openStore(ctx context.Context, dsn, keyFile string) (acquirer.Store, error) {
-	path, ok := strings.CutPrefix(dsn, "sqlite:")
-	if !ok {
-		if !isPostgres(dsn) {
-			return nil, usageError{fmt.Errorf("--db %s must be sqlite:PATH or postgres://USER@HOST/DB", redactDSN(dsn))}
-		}
-		if keyFile == "" {
-			return nil, usageError{errors.New("--db postgres://… needs --master-key-file (or ACQUIRERD_MASTER_KEY_FILE): the same file on every node")}
-		}
-		key, err := masterKey(keyFile)
-		if err != nil {
-			return nil, err
-		}
-		defer clear(key)
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		return acquirer.OpenPostgres(ctx, dsn, key)
+	store, err := acquirer.Open(ctx, dsn, keyFile)
+	if errors.Is(err, acquirer.ErrDSN) {
+		return nil, usageError{err}
 	}
-	if err := checkSQLitePath(path); err != nil {
-		return nil, err
-	}
-	if keyFile == "" {
-		keyFile = path + ".key"
-	}
-	key, err := masterKey(keyFile)
-	if err != nil {
-		return nil, err
-	}
-	return acquirer.OpenSQLite(path, key)
+	return store, err
 }
 
-// sqliteMagic opens every SQLite database file.
-const sqliteMagic = "SQLite format 3\x00"
-
-// checkSQLitePath refuses, before anything is written, an empty path, a directory and a
-// file that is not a SQLite database. A missing or empty file is a new store.
-func checkSQLitePath(path string) error {
-	if path == "" {
-		return usageError{errors.New("--db sqlite: needs a path, e.g. sqlite:/var/lib/acquirerd/acquirer.db")}
+// envInt is the integer in the environment variable name, or def when it is unset or not
+// a whole number.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
 	}
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("open acquirer store: %w", err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.IsDir() {
-		return fmt.Errorf("--db sqlite:%s is a directory, not a database file", path)
-	}
-	head := make([]byte, len(sqliteMagic))
-	n, err := io.ReadFull(f, head)
-	if n == 0 && (err == io.EOF || err == nil) {
-		return nil
-	}
-	if string(head[:n]) != sqliteMagic {
-		return fmt.Errorf("--db sqlite:%s is not a SQLite database (nothing was written to it): check the path", path)
-	}
-	return nil
+	return def
 }
 
-// masterKey reads the 32-byte key (64 hex digits) at path, creating it with mode 0600 if it
-// does not exist. A key readable by group or others is refused.
-func masterKey(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		key := make([]byte, 32)
-		rand.Read(key)
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("create master key: %w", err)
-		}
-		if err := os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
-			return nil, fmt.Errorf("create master key: %w", err)
-		}
-		return key, nil
+// envDuration is the duration in the environment variable name (e.g. 250ms), or def.
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return d
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read master key: %w", err)
-	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("master key %s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
-	}
-	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(key) != 32 {
-		return nil, fmt.Errorf("master key %s must hold 64 hex digits", path)
-	}
-	return key, nil
-}
-
-// isPostgres reports whether dsn names a PostgreSQL database: a postgres:// URL or a libpq
-// key=value connection string.
-func isPostgres(dsn string) bool {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		return true
-	}
-	for _, kv := range strings.Fields(dsn) {
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return false
-		}
-	}
-	return strings.Contains(dsn, "=") && (strings.Contains(dsn, "host=") || strings.Contains(dsn, "dbname="))
-}
-
-// redactDSN hides a password in a URL for error messages.
-func redactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	if strings.Contains(dsn, "password") {
-		return "(a connection string with a password)"
-	}
-	return fmt.Sprintf("%q", dsn)
+	return def
 }
 
 // serverTLS returns the listener's TLS configuration, or nil for plain HTTP.

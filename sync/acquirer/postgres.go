@@ -240,11 +240,19 @@ func (s *Postgres) tx1(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err != nil {
 		return err
 	}
+	if err := recordDeferredNonce(ctx, tx, postgresSQL, s.now()); err != nil {
+		tx.Rollback()
+		return err
+	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	nonceCommitted(ctx)
+	return nil
 }
 
 // lockTerminal takes the terminal's advisory lock until the transaction ends.

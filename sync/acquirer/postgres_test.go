@@ -34,7 +34,9 @@ func newNodes(t *testing.T, dsn string, n int) []node {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		srv := httptest.NewServer(New(s, Options{SimTimeout: 50 * time.Millisecond}))
+		// Admission control out of the way: this is about the store under concurrent writers.
+		srv := httptest.NewServer(New(s, Options{SimTimeout: 50 * time.Millisecond,
+			Limits: Limits{MaxInFlight: 1000, PerTerminal: 1000}}))
 		t.Cleanup(srv.Close)
 		nodes = append(nodes, node{s, srv.URL})
 	}

@@ -65,6 +65,9 @@ type Options struct {
 	// verifies the certificate (tls.RequireAndVerifyClientCert); this binds it to the
 	// terminal.
 	RequireClientCert bool
+	// Limits is the admission control: requests in flight, globally and per terminal,
+	// and the size of bodies and batches (see Limits; the zero value is the defaults).
+	Limits Limits
 }
 
 // Server is the HTTP handler of the endpoint.
@@ -75,6 +78,7 @@ type Server struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	metrics  *metrics
+	adm      *admission
 
 	mu       sync.Mutex
 	attempts map[string]int // simulated "try again" decisions, by idempotency key
@@ -102,18 +106,22 @@ func New(store Store, opts Options) *Server {
 	if opts.SimPending == 0 {
 		opts.SimPending = 3 * time.Second
 	}
+	if _, ok := store.(*SQLite); ok && opts.Limits.MaxInFlight == 0 {
+		opts.Limits.MaxInFlight = DefaultMaxInFlightSQLite
+	}
 	s := &Server{
 		store:    store,
-		verifier: &signing.Verifier{Keys: store, Nonces: store, Skew: opts.Skew, Now: opts.Now},
+		verifier: &signing.Verifier{Keys: store, Nonces: deferringNonces{store}, Skew: opts.Skew, Now: opts.Now},
 		opts:     opts,
 		log:      opts.Log,
 		mux:      http.NewServeMux(),
 		metrics:  newMetrics(),
+		adm:      newAdmission(opts.Limits.withDefaults()),
 		attempts: map[string]int{},
 		simWait:  time.After,
 	}
 	for _, r := range s.routes() {
-		s.mux.HandleFunc(r.pattern, s.signed(r.h))
+		s.mux.HandleFunc(r.pattern, s.signed(r))
 	}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -125,23 +133,26 @@ func New(store Store, opts Options) *Server {
 type route struct {
 	pattern string
 	h       handler
+	// deferNonce: the handler's one store transaction records the request's nonce (see
+	// recordDeferredNonce), so that the request costs one durable commit.
+	deferNonce bool
 }
 
 // routes are the signed endpoints; sync/openapi.yaml documents exactly these (a test checks).
 func (s *Server) routes() []route {
 	return []route{
-		{"GET /v1/ping", s.ping},
-		{"POST /v1/authorizations", s.authorize},
-		{"GET /v1/authorizations/{id}", s.status},
-		{"POST /v1/authorizations/{id}/reversal", s.reverse},
-		{"POST /v1/terminals/{terminal}/batches", s.batch},
-		{"GET /v1/terminals/{terminal}/results", s.results},
-		{"GET /v1/terminals/{terminal}/config", s.config},
-		{"GET /v1/terminals/{terminal}/chain", s.chain},
-		{"GET /v1/orders/{reference}", s.order},
-		{"POST /v1/orders/{reference}/close", s.closeOrder},
-		{"POST /v1/refunds", s.refund},
-		{"GET /v1/terminals/{terminal}/totals", s.totals},
+		{"GET /v1/ping", s.ping, false},
+		{"POST /v1/authorizations", s.authorize, true},
+		{"GET /v1/authorizations/{id}", s.status, false},
+		{"POST /v1/authorizations/{id}/reversal", s.reverse, false},
+		{"POST /v1/terminals/{terminal}/batches", s.batch, true},
+		{"GET /v1/terminals/{terminal}/results", s.results, false},
+		{"GET /v1/terminals/{terminal}/config", s.config, false},
+		{"GET /v1/terminals/{terminal}/chain", s.chain, false},
+		{"GET /v1/orders/{reference}", s.order, false},
+		{"POST /v1/orders/{reference}/close", s.closeOrder, false},
+		{"POST /v1/refunds", s.refund, false},
+		{"GET /v1/terminals/{terminal}/totals", s.totals, false},
 	}
 }
 
@@ -157,27 +168,55 @@ type request struct {
 
 type handler func(w http.ResponseWriter, r request) (status int)
 
-// signed authenticates the request and logs and counts the outcome.
-func (s *Server) signed(h handler) http.HandlerFunc {
+// signed admits, authenticates and handles the request, and logs and counts the outcome.
+func (s *Server) signed(rt route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		start := s.opts.Now()
+		start, t0 := s.opts.Now(), time.Now()
 		route := r.Pattern
-		terminal, body, err := s.verifier.Verify(r)
-		status := 0
-		if err != nil {
-			status = s.authError(w, err)
-		} else if msg := s.clientCertMismatch(r, terminal); msg != "" {
-			status = writeError(w, http.StatusForbidden, wire.CodeForbidden, msg)
-		} else if t := r.PathValue("terminal"); t != "" && t != terminal {
-			status = writeError(w, http.StatusForbidden, wire.CodeForbidden,
-				fmt.Sprintf("signed by terminal %s, but the path names terminal %s", terminal, t))
-		} else {
-			status = h(w, request{r, terminal, body})
+		if rt.deferNonce {
+			r = r.WithContext(withDeferredNonce(r.Context()))
 		}
+		terminal, status := s.serveSigned(w, r, rt.h)
 		s.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+		s.metrics.duration.WithLabelValues(route, resultOf(status)).Observe(time.Since(t0).Seconds())
 		s.log.Info("request", "route", route, "terminal", terminal, "status", status,
 			"duration_ms", float64(s.opts.Now().Sub(start).Microseconds())/1000)
 	}
+}
+
+// serveSigned is signed's work: a global slot (429 when none comes free in time), the
+// body's bound (413), the signature, a slot of the signing terminal (429), the handler.
+func (s *Server) serveSigned(w http.ResponseWriter, r *http.Request, h handler) (terminal string, status int) {
+	lim := s.adm.limits
+	if !s.adm.enter(r.Context()) {
+		return "", s.tooBusy(w, "global", fmt.Sprintf("the acquirer is handling its limit of %d requests: retry after the Retry-After delay", lim.MaxInFlight))
+	}
+	defer s.adm.leave()
+	s.metrics.inflight.Inc()
+	defer s.metrics.inflight.Dec()
+	if r.ContentLength > lim.MaxBody {
+		return "", writeError(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge,
+			fmt.Sprintf("the body of %d bytes is above this acquirer's limit of %d bytes: send smaller batches", r.ContentLength, lim.MaxBody))
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &limitedBody{r: r.Body, n: lim.MaxBody, max: lim.MaxBody}
+	}
+	terminal, body, err := s.verifier.Verify(r)
+	if err != nil {
+		return terminal, s.authError(w, err)
+	}
+	if msg := s.clientCertMismatch(r, terminal); msg != "" {
+		return terminal, writeError(w, http.StatusForbidden, wire.CodeForbidden, msg)
+	}
+	if t := r.PathValue("terminal"); t != "" && t != terminal {
+		return terminal, writeError(w, http.StatusForbidden, wire.CodeForbidden,
+			fmt.Sprintf("signed by terminal %s, but the path names terminal %s", terminal, t))
+	}
+	if !s.adm.enterTerminal(terminal) {
+		return terminal, s.tooBusy(w, "terminal", fmt.Sprintf("terminal %s already has %d requests in flight, this acquirer's limit: send one at a time", terminal, lim.PerTerminal))
+	}
+	defer s.adm.leaveTerminal(terminal)
+	return terminal, h(w, request{r, terminal, body})
 }
 
 // clientCertMismatch returns why the request's client certificate does not authorize the
@@ -230,6 +269,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) int {
 // storeError answers a failure of the store.
 func (s *Server) storeError(w http.ResponseWriter, op string, err error) int {
 	switch {
+	case errors.Is(err, signing.ErrReplay):
+		return writeError(w, http.StatusUnauthorized, wire.CodeReplay, "nonce already used: sign every request with a fresh nonce")
 	case errors.Is(err, ErrConflict):
 		return writeError(w, http.StatusConflict, wire.CodeConflict, err.Error())
 	case errors.Is(err, ErrNotFound):
@@ -469,8 +510,8 @@ func (s *Server) batch(w http.ResponseWriter, r request) int {
 	switch {
 	case len(b.Records) == 0:
 		return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, "batch has no records")
-	case len(b.Records) > wire.MaxBatch:
-		return writeError(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge, fmt.Sprintf("batch has %d records, at most %d", len(b.Records), wire.MaxBatch))
+	case len(b.Records) > s.adm.limits.MaxBatch:
+		return writeError(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge, fmt.Sprintf("batch has %d records, this acquirer's limit is %d: send smaller batches", len(b.Records), s.adm.limits.MaxBatch))
 	}
 	for i, rec := range b.Records {
 		switch rec.Terminal {
@@ -534,6 +575,7 @@ func (s *Server) batch(w http.ResponseWriter, r request) int {
 	if err != nil {
 		return s.storeError(w, "batch", err)
 	}
+	s.metrics.batchRecords.Observe(float64(len(b.Records)))
 	for _, res := range resp.Results {
 		s.metrics.records.WithLabelValues(string(res.Status)).Inc()
 	}
@@ -684,19 +726,54 @@ func (s *Server) totals(w http.ResponseWriter, r request) int {
 }
 
 type metrics struct {
-	registry  *prometheus.Registry
-	requests  *prometheus.CounterVec
-	records   *prometheus.CounterVec
-	decisions *prometheus.CounterVec
+	registry     *prometheus.Registry
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	batchRecords prometheus.Histogram
+	throttled    *prometheus.CounterVec
+	inflight     prometheus.Gauge
+	records      *prometheus.CounterVec
+	decisions    *prometheus.CounterVec
 }
+
+// Metric names acquirerd exports (GET /metrics); configs/grafana-acquirerd.json charts them.
+const (
+	MetricRequests     = "acquirerd_requests_total"
+	MetricDuration     = "acquirerd_request_duration_seconds"
+	MetricBatchRecords = "acquirerd_batch_records"
+	MetricThrottled    = "acquirerd_throttled_total"
+	MetricInFlight     = "acquirerd_requests_in_flight"
+	MetricRecords      = "acquirerd_records_total"
+	MetricDecisions    = "acquirerd_decisions_total"
+)
 
 func newMetrics() *metrics {
 	m := &metrics{
-		registry:  prometheus.NewRegistry(),
-		requests:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acquirerd_requests_total", Help: "Requests by route and HTTP status."}, []string{"route", "status"}),
-		records:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acquirerd_records_total", Help: "Uploaded records by outcome."}, []string{"status"}),
-		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acquirerd_decisions_total", Help: "Authorization decisions by kind and outcome."}, []string{"kind", "decision"}),
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricRequests, Help: "Requests by route and HTTP status."}, []string{"route", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: MetricDuration,
+			Help:    "Time to answer a signed request, admission and signature check included, by route and result (ok, client_error, rate_limited, server_error).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"route", "result"}),
+		batchRecords: prometheus.NewHistogram(prometheus.HistogramOpts{Name: MetricBatchRecords, Help: "Records per stored batch.",
+			Buckets: []float64{1, 10, 50, 100, 200, 300, 400, 500}}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricThrottled, Help: "Requests answered 429 by admission control, by the limit hit (global, terminal)."}, []string{"scope"}),
+		inflight:  prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricInFlight, Help: "Signed requests being handled now."}),
+		records:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricRecords, Help: "Uploaded records by outcome."}, []string{"status"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricDecisions, Help: "Authorization decisions by kind and outcome."}, []string{"kind", "decision"}),
 	}
-	m.registry.MustRegister(m.requests, m.records, m.decisions, collectors.NewGoCollector())
+	m.registry.MustRegister(m.requests, m.duration, m.batchRecords, m.throttled, m.inflight, m.records, m.decisions, collectors.NewGoCollector())
 	return m
+}
+
+// resultOf is the result label of an answer's status.
+func resultOf(status int) string {
+	switch {
+	case status == http.StatusTooManyRequests:
+		return "rate_limited"
+	case status >= 500 || status == 0:
+		return "server_error"
+	case status >= 400:
+		return "client_error"
+	}
+	return "ok"
 }

@@ -13,10 +13,12 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
 
+	"github.com/posagent/posagent/internal/sqlstmt"
 	"github.com/posagent/posagent/offline"
 	"github.com/posagent/posagent/sync/wire"
 )
@@ -93,7 +95,10 @@ CREATE INDEX IF NOT EXISTS refunds_sale ON refunds (terminal, sale_id);`}
 // Version 3 adds the authorization's capture time and scheme (for totals) and the refunds
 // table (created with the schema).
 // Version 4 adds the terminals' rotation and revocation columns (terminalColumns).
-const sqliteVersion = 4
+// Version 5 adds the high_water table (each terminal's stored high-water mark, so that a
+// batch's answer reads only the records above it, not the terminal's whole history) and
+// the index on nonces' expiry that the purge of expired nonces uses.
+const sqliteVersion = 5
 
 // terminalColumns are the columns version 4 adds to terminals (see TerminalAdmin).
 var terminalColumns = []struct{ name, decl string }{
@@ -179,6 +184,8 @@ func upgradeSQLite(db *sql.DB) error {
 			state = COALESCE(json_extract(response, '$.decision'), '') WHERE sale_id = '' AND content <> ''`,
 		`CREATE INDEX IF NOT EXISTS authorizations_sale ON authorizations (terminal, sale_id)`,
 		`CREATE INDEX IF NOT EXISTS results_record ON results (terminal, ` + sqliteSQL.jsonField("body", "id") + `)`,
+		`CREATE TABLE IF NOT EXISTS high_water (terminal TEXT PRIMARY KEY, sequence INTEGER NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires_at)`,
 		fmt.Sprintf(`PRAGMA user_version = %d`, sqliteVersion),
 	} {
 		if _, err := tx.Exec(stmt); err != nil {
@@ -191,9 +198,10 @@ func upgradeSQLite(db *sql.DB) error {
 // SQLite is the embedded Store: one file, WAL, synchronous=FULL, writes serialised through
 // one connection in BEGIN IMMEDIATE transactions.
 type SQLite struct {
-	db   *sql.DB
-	aead cipher.AEAD
-	now  func() time.Time
+	db    *sql.DB
+	aead  cipher.AEAD
+	now   func() time.Time
+	calls atomic.Uint64 // Seen calls, for the amortised purge of expired nonces
 }
 
 var _ Store = (*SQLite)(nil)
@@ -241,16 +249,26 @@ func (s *SQLite) Close() error { return s.db.Close() }
 // SetClock implements Clocked.
 func (s *SQLite) SetClock(now func() time.Time) { s.now = now }
 
+// tx runs fn in a transaction, which also records the request's deferred nonce (see
+// recordDeferredNonce).
 func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
+		return err
+	}
+	if err := recordDeferredNonce(ctx, tx, sqliteSQL, s.now()); err != nil {
+		tx.Rollback()
 		return err
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	nonceCommitted(ctx)
+	return nil
 }
 
 // Secret implements Store: the signing key derived from the provisioned secret.
@@ -293,19 +311,27 @@ func unsealSecret(aead cipher.AEAD, terminal string, sealed []byte) ([]byte, err
 	return secret, nil
 }
 
-// Seen implements Store and signing.Nonces.
+// Seen implements Store and signing.Nonces. An expired nonce may be used again (its
+// timestamp is then stale anyway). About one call in 1024 also purges expired nonces,
+// through the index on their expiry.
 func (s *SQLite) Seen(ctx context.Context, terminal, nonce string, expires time.Time) (bool, error) {
 	seen := false
+	purge := s.calls.Add(1)%1024 == 1
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		now := s.now().Unix()
-		if _, err := tx.ExecContext(ctx, `DELETE FROM nonces WHERE expires_at < ?`, now); err != nil {
+		if purge {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM nonces WHERE expires_at < ?`, now); err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO nonces (terminal, nonce, expires_at) VALUES (?, ?, ?)
+			ON CONFLICT (terminal, nonce) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at < ?`,
+			terminal, nonce, expires.Unix(), now)
+		if err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO nonces (terminal, nonce, expires_at) VALUES (?, ?, ?)`, terminal, nonce, expires.Unix())
-		if isUnique(err) {
-			seen = true
-			return nil
-		}
+		n, err := res.RowsAffected()
+		seen = n == 0
 		return err
 	})
 	return seen, err
@@ -377,12 +403,23 @@ func (s *SQLite) ChainHead(ctx context.Context, terminal string) (wire.ChainHead
 // StoreBatch implements Store.
 func (s *SQLite) StoreBatch(ctx context.Context, terminal string, recs []wire.Record, check func(prev *wire.Record, rec wire.Record) string, decide func(wire.Record) wire.Result) (wire.BatchResponse, error) {
 	var out wire.BatchResponse
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(sqlTx *sql.Tx) error {
+		tx := sqlstmt.New(sqlTx)
+		defer tx.Close()
 		out = wire.BatchResponse{Results: make([]wire.RecordResult, 0, len(recs))}
-		for _, rec := range recs {
-			res, err := s.storeRecord(ctx, tx, terminal, rec, check, decide)
+		var last *wire.Record // the record this batch stored last
+		for i, rec := range recs {
+			var prev *wire.Record
+			if last != nil && last.Sequence+1 == rec.Sequence {
+				prev = last
+			}
+			res, err := s.storeRecord(ctx, tx, terminal, rec, prev, check, decide)
 			if err != nil {
 				return err
+			}
+			last = nil
+			if res.Status == wire.Accepted {
+				last = &recs[i]
 			}
 			out.Results = append(out.Results, res)
 		}
@@ -393,7 +430,9 @@ func (s *SQLite) StoreBatch(ctx context.Context, terminal string, recs []wire.Re
 	return out, err
 }
 
-func (s *SQLite) storeRecord(ctx context.Context, tx *sql.Tx, terminal string, rec wire.Record, check func(*wire.Record, wire.Record) string, decide func(wire.Record) wire.Result) (wire.RecordResult, error) {
+// storeRecord stores one record of a batch. prev, when not nil, is the record of the
+// sequence before, stored by this batch just now (so not read back).
+func (s *SQLite) storeRecord(ctx context.Context, tx *sqlstmt.Cache, terminal string, rec wire.Record, prev *wire.Record, check func(*wire.Record, wire.Record) string, decide func(wire.Record) wire.Result) (wire.RecordResult, error) {
 	res := wire.RecordResult{Sequence: rec.Sequence, ID: rec.ID}
 	content := contentHash(recordIdentity(rec))
 	var stored string
@@ -417,16 +456,17 @@ func (s *SQLite) storeRecord(ctx context.Context, tx *sql.Tx, terminal string, r
 	if !errors.Is(err, sql.ErrNoRows) {
 		return res, err
 	}
-	var prev *wire.Record
-	var prevBody string
-	err = tx.QueryRowContext(ctx, `SELECT body FROM records WHERE terminal = ? AND sequence = ?`, terminal, rec.Sequence-1).Scan(&prevBody)
-	if err == nil {
-		prev = new(wire.Record)
-		if err := json.Unmarshal([]byte(prevBody), prev); err != nil {
+	if prev == nil {
+		var prevBody string
+		err = tx.QueryRowContext(ctx, `SELECT body FROM records WHERE terminal = ? AND sequence = ?`, terminal, rec.Sequence-1).Scan(&prevBody)
+		if err == nil {
+			prev = new(wire.Record)
+			if err := json.Unmarshal([]byte(prevBody), prev); err != nil {
+				return res, err
+			}
+		} else if !errors.Is(err, sql.ErrNoRows) {
 			return res, err
 		}
-	} else if !errors.Is(err, sql.ErrNoRows) {
-		return res, err
 	}
 	if reason := check(prev, rec); reason != "" {
 		res.Status, res.Reason = wire.Rejected, reason
@@ -484,9 +524,16 @@ func (s *SQLite) storeRecord(ctx context.Context, tx *sql.Tx, terminal string, r
 }
 
 // highWater returns the highest sequence up to which every record is stored, and the gaps
-// above it.
-func highWater(ctx context.Context, tx *sql.Tx, terminal string) (uint64, []wire.Gap, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT sequence FROM records WHERE terminal = ? ORDER BY sequence`, terminal)
+// above it. It reads only the records above the terminal's stored high-water mark
+// (normally just the batch) and advances the mark: its cost does not grow with the
+// terminal's history. Records are never deleted, so the stored mark only rises.
+func highWater(ctx context.Context, tx *sqlstmt.Cache, terminal string) (uint64, []wire.Gap, error) {
+	var base uint64
+	err := tx.QueryRowContext(ctx, `SELECT sequence FROM high_water WHERE terminal = ?`, terminal).Scan(&base)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT sequence FROM records WHERE terminal = ? AND sequence > ? ORDER BY sequence`, terminal, base)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -499,16 +546,25 @@ func highWater(ctx context.Context, tx *sql.Tx, terminal string) (uint64, []wire
 		}
 		seqs = append(seqs, q)
 	}
-	return gaps(seqs)
+	if err := rows.Err(); err != nil {
+		return 0, nil, err
+	}
+	hw, gs, err := gapsFrom(base, seqs)
+	if err != nil || hw <= base {
+		return hw, gs, err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO high_water (terminal, sequence) VALUES (?, ?)
+		ON CONFLICT (terminal) DO UPDATE SET sequence = excluded.sequence`, terminal, hw)
+	return hw, gs, err
 }
 
-// gaps computes the high-water mark and the missing runs of a sorted sequence list that
-// should start at 1.
-func gaps(seqs []uint64) (uint64, []wire.Gap, error) {
+// gapsFrom computes the high-water mark and the missing runs of a sequence list above
+// base, every sequence up to base being stored.
+func gapsFrom(base uint64, seqs []uint64) (uint64, []wire.Gap, error) {
 	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
-	var hw uint64
+	hw := base
 	var gs []wire.Gap
-	next := uint64(1)
+	next := base + 1
 	contiguous := true
 	for _, q := range seqs {
 		if q > next {

@@ -14,8 +14,15 @@ import (
 	"github.com/posagent/posagent/sync/wire"
 )
 
-// DefaultBatch is the number of records per upload when Syncer.BatchSize is 0.
-const DefaultBatch = 100
+// DefaultBatch is the most records per upload when Syncer.BatchSize is 0: the most a
+// batch may hold (wire.MaxBatch). MaxBatchBytes and the answer time size each batch below it.
+const DefaultBatch = wire.MaxBatch
+
+// Defaults of the batch sizing (see Syncer).
+const (
+	DefaultBatchBytes    = 512 << 10       // a batch's records, as JSON, at most
+	DefaultTargetLatency = 2 * time.Second // the answer time batches adapt to
+)
 
 // cursorKey is where the results feed's cursor is kept in the journal.
 const cursorKey = "results_cursor"
@@ -28,8 +35,16 @@ type Syncer struct {
 	// Key is the journal's key: it decrypts credentials for the upload and computes the
 	// credential tags that the acquirer checks the chain with.
 	Key *offline.Key
-	// BatchSize is the number of records per upload (DefaultBatch; at most wire.MaxBatch).
+	// BatchSize is the most records per upload (DefaultBatch; at most wire.MaxBatch).
 	BatchSize int
+	// MaxBatchBytes bounds the size of a batch's records as JSON (DefaultBatchBytes): a
+	// batch holds as many records as fit, at least one.
+	MaxBatchBytes int
+	// TargetLatency is the answer time the batch size adapts to (DefaultTargetLatency): a
+	// batch answered slower, or refused, halves the next one's records; one answered in
+	// under a quarter of it doubles them, up to BatchSize. A slow or loaded acquirer thus
+	// gets smaller batches that still finish within its and the client's timeouts.
+	TargetLatency time.Duration
 	// MaxRounds is how many failed uploads in a row Drain tolerates (each one after the
 	// client's own retries and, when the breaker opened, its cool-down) before it gives
 	// up (3 when 0).
@@ -105,8 +120,52 @@ func (s *Syncer) batchSize() int {
 	return s.BatchSize
 }
 
-func (s *Syncer) drain(ctx context.Context, rep *Report) error {
-	size := s.batchSize()
+// sizer decides each batch's records: a pure decision from the last answer's time.
+type sizer struct {
+	limit, max int           // records in the next batch, and its ceiling
+	bytes      int           // the byte bound
+	target     time.Duration // the answer time adapted to
+}
+
+func (s *Syncer) newSizer() *sizer {
+	z := &sizer{max: s.batchSize(), bytes: s.MaxBatchBytes, target: s.TargetLatency}
+	if z.bytes <= 0 {
+		z.bytes = DefaultBatchBytes
+	}
+	if z.target <= 0 {
+		z.target = DefaultTargetLatency
+	}
+	z.limit = z.max
+	return z
+}
+
+// answered adapts the limit to a batch's answer time (ok false: it failed).
+func (z *sizer) answered(took time.Duration, ok bool) {
+	switch {
+	case !ok || took > z.target:
+		z.limit = max(1, z.limit/2)
+	case took < z.target/4:
+		z.limit = min(z.max, z.limit*2)
+	}
+}
+
+// cut returns how many of recs (their JSON sizes) the next batch takes: at most limit,
+// within the byte bound, at least one.
+func (z *sizer) cut(sizes []int) int {
+	n, total := 0, 0
+	for _, sz := range sizes {
+		if n == z.limit || (n > 0 && total+sz > z.bytes) {
+			break
+		}
+		n++
+		total += sz
+	}
+	return n
+}
+
+func (s *Syncer) drain(ctx context.Context, rep *Report) (retErr error) {
+	z := s.newSizer()
+	size := z.max
 	total := 0
 	if st, err := s.Journal.Stats(ctx); err == nil {
 		total = st.Unacked - st.ByState[posagent.StateAuthorizing]
@@ -122,24 +181,44 @@ func (s *Syncer) drain(ctx context.Context, rep *Report) error {
 			rep.Left = st.Unacked - st.ByState[posagent.StateAuthorizing]
 		}
 	}()
+	// The records the acquirer answered accepted or duplicate are acknowledged in the
+	// journal with the next batch's start (one commit per batch), or at the end.
+	var acks pendingAcks
+	defer func() {
+		if err := acks.flush(context.WithoutCancel(ctx), s.Journal); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		pending, err := s.Journal.Pending(ctx, len(skip)+size)
+		pending, err := s.Journal.Pending(ctx, len(skip)+len(acks.ids)+size)
 		if err != nil {
 			return err
 		}
 		batch := pending[:0]
 		for _, r := range pending {
-			if !skip[r.ID] && len(batch) < size {
+			if !skip[r.ID] && !acks.has[r.ID] && len(batch) < z.limit {
 				batch = append(batch, r)
 			}
 		}
 		if len(batch) == 0 {
 			return nil
 		}
-		resp, err := s.upload(ctx, batch)
+		recs, err := s.wireRecords(ctx, batch)
+		if err != nil {
+			return err
+		}
+		sizes := make([]int, len(recs))
+		for i, r := range recs {
+			sizes[i] = wireSize(r)
+		}
+		n := z.cut(sizes)
+		batch, recs = batch[:n], recs[:n]
+		t0 := time.Now()
+		resp, err := s.upload(ctx, batch, recs, &acks)
+		z.answered(time.Since(t0), err == nil)
 		if err != nil {
 			rep.Failed++
 			s.Journal.NoteError(context.WithoutCancel(ctx), batch[0].ID, "upload: "+err.Error())
@@ -162,7 +241,7 @@ func (s *Syncer) drain(ctx context.Context, rep *Report) error {
 		failures = 0
 		rep.Batches++
 		rep.Sent += len(batch)
-		if err := s.apply(ctx, batch, resp, rep, skip); err != nil {
+		if err := s.apply(ctx, batch, resp, rep, skip, &acks); err != nil {
 			return err
 		}
 		if s.OnProgress != nil {
@@ -171,17 +250,15 @@ func (s *Syncer) drain(ctx context.Context, rep *Report) error {
 	}
 }
 
-// upload marks the records as being sent and sends them.
-func (s *Syncer) upload(ctx context.Context, batch []offline.Record) (wire.BatchResponse, error) {
-	ids := make([]string, len(batch))
+// wireRecords are the journal's records as the batch carries them.
+func (s *Syncer) wireRecords(ctx context.Context, batch []offline.Record) ([]wire.Record, error) {
 	recs := make([]wire.Record, len(batch))
 	for i, r := range batch {
-		ids[i] = r.ID
 		cred := ""
 		if r.CredentialMasked != "" {
 			c, err := s.Journal.Credential(ctx, r.ID)
 			if err != nil {
-				return wire.BatchResponse{}, err
+				return nil, err
 			}
 			cred = c
 		}
@@ -190,14 +267,42 @@ func (s *Syncer) upload(ctx context.Context, batch []offline.Record) (wire.Batch
 		}
 		recs[i] = WireRecord(r, cred, s.Key)
 	}
-	if err := s.Journal.MarkUploading(ctx, ids...); err != nil {
+	return recs, nil
+}
+
+// wireSize estimates a record's size in a batch's JSON (within a few bytes): the fixed
+// fields with their names, the variable ones, and the names of the optional ones present.
+func wireSize(r wire.Record) int {
+	n := 205 + len(r.ID) + len(r.Terminal) + len(r.IdempotencyKey) + len(r.Reference) + len(r.Currency) + len(r.Method) +
+		len(r.Scheme) + len(r.State) + len(r.Kind) + len(r.Parent) + len(r.Credential) + len(r.CredentialTag) +
+		len(r.PrevHash) + len(r.Hash) + len(r.MAC)
+	for _, opt := range []struct {
+		v    string
+		name int
+	}{{r.Reference, 15}, {r.Scheme, 12}, {r.Credential, 16}, {r.CredentialTag, 20}, {r.Kind, 10}, {r.Parent, 12}} {
+		if opt.v != "" {
+			n += opt.name
+		}
+	}
+	return n
+}
+
+// upload marks the records as being sent and sends them (recs: batch as wireRecords
+// made them).
+func (s *Syncer) upload(ctx context.Context, batch []offline.Record, recs []wire.Record, acks *pendingAcks) (wire.BatchResponse, error) {
+	ids := make([]string, len(batch))
+	for i, r := range batch {
+		ids[i] = r.ID
+	}
+	if err := s.Journal.AckAndMark(ctx, acks.ids, ids); err != nil {
 		return wire.BatchResponse{}, err
 	}
+	acks.reset()
 	return s.Client.UploadBatch(ctx, recs)
 }
 
 // apply records the acquirer's answers in the journal.
-func (s *Syncer) apply(ctx context.Context, batch []offline.Record, resp wire.BatchResponse, rep *Report, skip map[string]bool) error {
+func (s *Syncer) apply(ctx context.Context, batch []offline.Record, resp wire.BatchResponse, rep *Report, skip map[string]bool, acks *pendingAcks) error {
 	byID := make(map[string]offline.Record, len(batch))
 	for _, r := range batch {
 		byID[r.ID] = r
@@ -231,10 +336,38 @@ func (s *Syncer) apply(ctx context.Context, batch []offline.Record, resp wire.Ba
 		}
 	}
 	rep.HighWater, rep.Gaps = resp.HighWater, resp.Gaps
-	if len(acked) == 0 {
+	acks.add(acked)
+	return nil
+}
+
+// pendingAcks are records the acquirer holds that the journal does not know it holds yet.
+type pendingAcks struct {
+	ids []string
+	has map[string]bool
+}
+
+func (a *pendingAcks) add(ids []string) {
+	if a.has == nil {
+		a.has = map[string]bool{}
+	}
+	for _, id := range ids {
+		a.ids = append(a.ids, id)
+		a.has[id] = true
+	}
+}
+
+func (a *pendingAcks) reset() { a.ids, a.has = nil, nil }
+
+// flush acknowledges them in the journal.
+func (a *pendingAcks) flush(ctx context.Context, j *offline.Journal) error {
+	if len(a.ids) == 0 {
 		return nil
 	}
-	return s.Journal.Ack(ctx, acked...)
+	if err := j.Ack(ctx, a.ids...); err != nil {
+		return err
+	}
+	a.reset()
+	return nil
 }
 
 // WireRecord is a journal record as a batch carries it. The credential is sent only for
