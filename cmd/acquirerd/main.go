@@ -125,6 +125,9 @@ Grafana dashboard configs/grafana-acquirerd.json charts them.`,
 			defer store.Close()
 			log := slog.New(slog.NewJSONHandler(stderr, nil))
 			ln, err := net.Listen("tcp", listen)
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("listen on %s: %w (hint: another acquirerd or program holds the port: stop it, or give --listen another address)", listen, err)
+			}
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", listen, err)
 			}

@@ -86,7 +86,8 @@ verdict (ok, warn, fail, skip) and, for each problem, what to do about it:
   disk        free space where the journal lives
   certificate expiry of the local HTTPS certificate (api.tls_cert)
 
-Stop the agent first if it holds the devices: a port in use is reported as such.
+Beside a running agent (it holds the journal's lock) the printer, display and scanner
+are asked of the agent (GET /v1/status) instead of opened: it holds their ports.
 Exit status: 0 when nothing is wrong (warnings allowed), 1 otherwise.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -230,7 +231,7 @@ func (d doctor) checkKey(path string) (*offline.Key, check) {
 		return nil, c
 	}
 	if dir := filepath.Dir(path); dir != "" {
-		if dst, err := os.Stat(dir); err == nil && dst.Mode().Perm()&0o002 != 0 {
+		if dst, err := os.Stat(dir); err == nil && dst.Mode().Perm()&0o002 != 0 && !stickyOwned(dst, st) {
 			c.Verdict, c.Detail, c.Hint = verdictFail, fmt.Sprintf("%s is writable by anyone: the key can be replaced", dir),
 				fmt.Sprintf("run chmod o-w %s", dir)
 			return nil, c
@@ -458,4 +459,15 @@ func (d doctor) checkCert(path string) check {
 		return check{name, verdictWarn, fmt.Sprintf("%s (in %d days)", detail, int(left.Hours()/24)), "renew the certificate soon"}
 	}
 	return check{name, verdictOK, detail, ""}
+}
+
+// stickyOwned reports whether a key file in a world-writable directory is still safe from
+// being replaced: the directory is sticky (like /tmp), so only the file's owner can
+// rename or remove it, and that owner is the user running doctor or root.
+func stickyOwned(dir, file fs.FileInfo) bool {
+	if dir.Mode()&fs.ModeSticky == 0 {
+		return false
+	}
+	st, ok := file.Sys().(*syscall.Stat_t)
+	return ok && (st.Uid == 0 || int(st.Uid) == os.Geteuid())
 }

@@ -131,6 +131,7 @@ func TestDoctor_Faults(t *testing.T) {
 		{"key missing", func(t *testing.T, s *doctorSetup) { os.Remove(s.key) }, "key", verdictFail, "missing", "posagent provision"},
 		{"key not a key", func(t *testing.T, s *doctorSetup) { os.WriteFile(s.key, []byte("nonsense"), 0o600) }, "key", verdictFail, "journal key", "provision the terminal again"},
 		{"key dir writable by all", func(t *testing.T, s *doctorSetup) { chmod(t, s.dir, 0o777) }, "key", verdictFail, "writable by anyone", "chmod o-w"},
+		{"key dir writable by all but sticky", func(t *testing.T, s *doctorSetup) { chmod(t, s.dir, 0o777|os.ModeSticky) }, "key", verdictOK, "mode 0600", ""},
 		{"wrong key at the acquirer", func(t *testing.T, s *doctorSetup) {
 			os.WriteFile(s.key, []byte(strings.Repeat("ab", 32)+"\n"), 0o600)
 		}, "acquirer", verdictFail, "", "refuses this terminal's signature"},

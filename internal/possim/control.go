@@ -1,6 +1,7 @@
 package possim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,11 +46,12 @@ func (s *Sim) Control(ctx context.Context, addr string, ready chan<- string) err
 		return fmt.Errorf("possim control: %w", err)
 	}
 	file := filepath.Join(s.Dir, ControlAddrFile)
-	if err := os.WriteFile(file, []byte(ln.Addr().String()+"\n"), 0o644); err != nil {
+	content := []byte(ln.Addr().String() + "\n")
+	if err := os.WriteFile(file, content, 0o644); err != nil {
 		ln.Close()
 		return fmt.Errorf("possim control: %w", err)
 	}
-	defer os.Remove(file)
+	defer removeIfSame(file, content)
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	if ready != nil {
 		ready <- ln.Addr().String()
@@ -236,4 +238,12 @@ func reply(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+// removeIfSame removes file if it still holds content: a simulator started later on the
+// same directory has written its own address there, which stays.
+func removeIfSame(file string, content []byte) {
+	if got, err := os.ReadFile(file); err == nil && bytes.Equal(got, content) {
+		os.Remove(file)
+	}
 }

@@ -69,14 +69,18 @@ func (l *Link) Plug() error {
 	return nil
 }
 
-// Unplug closes the pty and removes the link. Unplugging an unplugged device does nothing.
+// Unplug closes the pty and removes the link, unless the link no longer points at this
+// pty (another simulator took the path over): then it is left alone. Unplugging an
+// unplugged device does nothing.
 func (l *Link) Unplug() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.master == nil {
 		return
 	}
-	os.Remove(l.Path)
+	if target, err := os.Readlink(l.Path); err == nil && target == l.slave.Name() {
+		os.Remove(l.Path)
+	}
 	l.master.Close()
 	l.slave.Close()
 	l.master, l.slave = nil, nil

@@ -264,3 +264,42 @@ func TestSim_PrinterReplugMidJob(t *testing.T) {
 		t.Errorf("GET /printer/jobs: no \"lines\" in %v", jobs.Jobs[0])
 	}
 }
+
+// TestSim_SecondOnSameDir: a second simulator started on the directory of a running one
+// takes its links over; stopping the first then leaves the second's links and control.addr.
+func TestSim_SecondOnSameDir(t *testing.T) {
+	dir := t.TempDir()
+	start := func() (*Sim, context.CancelFunc, chan struct{}) {
+		s, err := New(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		ready := make(chan string, 1)
+		done := make(chan struct{}, 2)
+		go func() { s.Run(ctx); done <- struct{}{} }()
+		go func() { s.Control(ctx, "", ready); done <- struct{}{} }()
+		<-ready
+		return s, cancel, done
+	}
+	_, cancel1, done1 := start()
+	second, cancel2, done2 := start()
+	t.Cleanup(func() { cancel2(); <-done2; <-done2 })
+	want, err := os.ReadFile(filepath.Join(dir, ControlAddrFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel1()
+	<-done1
+	<-done1
+	for _, n := range []string{PrinterName, ScannerName, DisplayName, LEDName} {
+		got, err := os.Readlink(filepath.Join(dir, n))
+		if want := second.TTY(n); err != nil || got != want {
+			t.Errorf("%s link after the first simulator stopped: %q, %v; want %q", n, got, err, want)
+		}
+	}
+	got, err := os.ReadFile(filepath.Join(dir, ControlAddrFile))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("control.addr after the first simulator stopped: %q, %v; want %q", got, err, want)
+	}
+}
