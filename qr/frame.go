@@ -18,7 +18,8 @@ import (
 // whole-frame attempt, then PerFrame of DecodeImage's other attempts, taking turns from
 // frame to frame, so that a frame without a code costs a bounded fraction of what
 // DecodeImage spends on it while a hard frame still meets every attempt within a few
-// frames. The zero value is ready to use; a FrameDecoder is not safe for concurrent use.
+// frames. A frame whose modules look small (a phone held far away) spends the first of
+// its PerFrame on the strong sharpening that reads most of those. The zero value is ready to use; a FrameDecoder is not safe for concurrent use.
 type FrameDecoder struct {
 	// PerFrame is how many of the other attempts each frame gets; 0 means 2, a negative
 	// value none.
@@ -107,6 +108,14 @@ func (d *FrameDecoder) decodeGray(full *gray) (Frame, bool) {
 		n = 2
 	}
 	rest := frameAttempts
+	if n > 0 && moduleEstimate(v.base) == smallModule {
+		// Small modules (a phone held far away): the strong sharpening that reads most
+		// of them is this frame's first other attempt, not one turn in many.
+		n--
+		if f, ok := try(smallAttempts[1]); ok {
+			return f, true
+		}
+	}
 	for tried := 0; n > 0 && tried < len(rest); tried++ {
 		a := rest[d.turn%len(rest)]
 		d.turn++
