@@ -6,6 +6,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -450,26 +452,89 @@ func (j *Journal) Ack(ctx context.Context, ids ...string) error {
 // next. A crash before it commits leaves the answered records unacknowledged: they are sent
 // again and answered duplicate, never stored twice.
 func (j *Journal) AckAndMark(ctx context.Context, acked, next []string) error {
-	now := j.now().UTC().UnixMilli()
+	if len(acked)+len(next) == 0 {
+		return nil
+	}
 	op := "acknowledge"
 	if len(next) > 0 {
 		op = "mark uploading"
 	}
-	return j.updateSteps(ctx, op, []updateStep{
-		{acked, func(tx txExecer, r *Record) error {
-			_, err := tx.ExecContext(ctx, `UPDATE sales SET acked_at = ? WHERE seq = ? AND acked_at IS NULL`, now, r.Sequence)
+	now := j.now().UTC().Truncate(time.Millisecond).UnixMilli()
+	tx, err := j.w.BeginTx(ctx, nil)
+	if err != nil {
+		return classify(op, err)
+	}
+	defer tx.Rollback()
+	// Set-based, a chunk of ids per statement: the cost of a batch is a handful of
+	// statements, not a handful per record.
+	for ids := range slices.Chunk(acked, maxIDsPerStatement) {
+		in, args := idList(ids)
+		if err := j.checkIDs(ctx, tx, op, in, args, ids); err != nil {
 			return err
-		}},
-		{next, func(tx txExecer, r *Record) error {
-			if _, err := tx.ExecContext(ctx, `UPDATE sales SET attempts = attempts + 1 WHERE seq = ?`, r.Sequence); err != nil {
-				return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE sales SET acked_at = ? WHERE acked_at IS NULL AND id IN `+in, append([]any{now}, args...)...); err != nil {
+			return classify(op, err)
+		}
+	}
+	for ids := range slices.Chunk(next, maxIDsPerStatement) {
+		in, args := idList(ids)
+		if err := j.checkIDs(ctx, tx, op, in, args, ids); err != nil {
+			return err
+		}
+		// What setState does for stored → uploading, for every stored record at once: the
+		// history line (with the attempt it starts), an offline sale's payment following
+		// its record, the state; then every record's attempt count.
+		at := append([]any{now}, args...)
+		for _, q := range []string{
+			`INSERT INTO history (seq, at, from_state, to_state, note)
+				SELECT seq, ?, 'stored', 'uploading', 'upload attempt ' || (attempts + 1) FROM sales WHERE state = 'stored' AND id IN ` + in + ` ORDER BY seq`,
+			`UPDATE payments SET state = 'uploading', done = 1, updated_at = ?
+				WHERE state IN ('stored', 'uploading') AND sale_id IN (SELECT id FROM sales WHERE state = 'stored' AND offline = 1 AND id IN ` + in + `)`,
+			`UPDATE sales SET state = 'uploading', updated_at = ? WHERE state = 'stored' AND id IN ` + in,
+		} {
+			if _, err := tx.ExecContext(ctx, q, at...); err != nil {
+				return classify(op, err)
 			}
-			if r.State == posagent.StateStored {
-				return j.setState(ctx, tx, r, posagent.StateUploading, fmt.Sprintf("upload attempt %d", r.Attempts+1))
-			}
-			return nil
-		}},
-	})
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE sales SET attempts = attempts + 1 WHERE id IN `+in, args...); err != nil {
+			return classify(op, err)
+		}
+	}
+	return classify(op, tx.Commit())
+}
+
+// maxIDsPerStatement bounds the ids bound to one statement (SQLite allows 32,766
+// variables; a batch is at most 500 records).
+const maxIDsPerStatement = 500
+
+// idList is "(?, ?, …)" for ids and the ids as arguments.
+func idList(ids []string) (string, []any) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return "(" + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + ")", args
+}
+
+// checkIDs fails with ErrNotFound, naming the first, when an id of ids is not in the journal.
+func (j *Journal) checkIDs(ctx context.Context, tx *sql.Tx, op, in string, args []any, ids []string) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sales WHERE id IN `+in, args...).Scan(&n); err != nil {
+		return classify(op, err)
+	}
+	if n == len(slices.Compact(slices.Sorted(slices.Values(ids)))) {
+		return nil
+	}
+	for _, id := range ids {
+		var seq int64
+		err := tx.QueryRowContext(ctx, `SELECT seq FROM sales WHERE id = ?`, id).Scan(&seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%s %s: %w", op, id, ErrNotFound)
+		} else if err != nil {
+			return classify(op, err)
+		}
+	}
+	return nil
 }
 
 // NoteError keeps the last error met while sending a record (a failed batch, a rejected
