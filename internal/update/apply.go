@@ -93,21 +93,34 @@ func Decide(s State, current string) Step {
 // ErrBusy is returned when another apply or resolve holds the layout.
 var ErrBusy = errors.New("another update is in progress")
 
+// lockWait is how long lock waits for a lock held by someone else before ErrBusy: a
+// process started by the last apply can hold the lock's open file for a moment between
+// its fork and its exec (long under emulation, where fork is not vfork).
+const lockWait = 3 * time.Second
+
 // lock takes the layout's lock (a flock on the root directory itself, so no file is
-// created); the root must exist.
+// created); the root must exist. Held elsewhere for longer than lockWait, it is ErrBusy.
 func (a *Applier) lock() (release func(), err error) {
 	d, err := os.Open(a.Layout.Root)
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		d.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+	deadline := time.Now().Add(lockWait)
+	for {
+		err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { d.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			d.Close()
+			return nil, err
+		}
+		if time.Now().After(deadline) {
+			d.Close()
 			return nil, fmt.Errorf("%s: %w", a.Layout.Root, ErrBusy)
 		}
-		return nil, err
+		time.Sleep(25 * time.Millisecond)
 	}
-	return func() { d.Close() }, nil
 }
 
 // Resolve finishes an apply that a crash interrupted (see Decide). It is a no-op when the
