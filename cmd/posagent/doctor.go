@@ -311,7 +311,13 @@ func (d doctor) checkPrinter(ctx context.Context, cfg device.PrinterConfig) chec
 	case err != nil:
 		return check{name, verdictFail, cfg.Port + ": " + oneLine(err.Error()), "check devices.printer.baud and that the port is the printer's"}
 	}
-	detail := fmt.Sprintf("%s: %s (profile %s)", cfg.Port, st, prof.Name)
+	return printerStatusCheck(fmt.Sprintf("%s: %s (profile %s)", cfg.Port, st, prof.Name), st)
+}
+
+// printerStatusCheck is the printer's verdict and hint from its DLE EOT status, read by
+// doctor itself or reported by the running agent.
+func printerStatusCheck(detail string, st escpos.Status) check {
+	const name = "printer"
 	switch {
 	case st.PaperEnd || st.PaperStop:
 		return check{name, verdictFail, detail, "paper out: load a paper roll and close the cover"}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/posagent/posagent/device"
+	"github.com/posagent/posagent/drivers/escpos"
 	"github.com/posagent/posagent/internal/flock"
 )
 
@@ -71,27 +72,27 @@ func deviceCheckFromAgent(name string, states []device.DeviceState) check {
 		return check{name, verdictFail, where + ": " + oneLine(s.Error) + " (running agent)",
 			"check the printer's power and devices.printer.baud; a printer without status support cannot be used"}
 	}
-	flags := strings.Split(s.Status, ",")
-	has := func(f string) bool {
-		for _, x := range flags {
-			if x == f {
-				return true
-			}
+	return printerStatusCheck(fmt.Sprintf("%s: %s (running agent)", where, s.Status), parsePrinterStatus(s.Status))
+}
+
+// parsePrinterStatus reads back escpos.Status.String (the agent's "offline,paper-end").
+func parsePrinterStatus(s string) escpos.Status {
+	var st escpos.Status
+	for _, f := range strings.Split(s, ",") {
+		switch f {
+		case "offline":
+			st.Offline = true
+		case "cover-open":
+			st.CoverOpen = true
+		case "paper-end":
+			st.PaperEnd = true
+		case "paper-near-end":
+			st.PaperNearEnd = true
+		case "error":
+			st.Error = true
+		case "feeding":
+			st.FeedButton = true
 		}
-		return false
 	}
-	detail := fmt.Sprintf("%s: %s (running agent)", where, s.Status)
-	switch {
-	case has("paper-end"):
-		return check{name, verdictFail, detail, "paper out: load a paper roll and close the cover"}
-	case has("cover-open"):
-		return check{name, verdictFail, detail, "cover open: close the printer's cover"}
-	case has("error"):
-		return check{name, verdictFail, detail, "the printer reports an error (cutter jam, overheated head): clear it, switch it off and on"}
-	case has("offline"):
-		return check{name, verdictFail, detail, "the printer is offline: check its panel lights, switch it off and on"}
-	case has("paper-near-end"):
-		return check{name, verdictWarn, detail, "paper is running low: have a new roll at hand"}
-	}
-	return check{name, verdictOK, detail, ""}
+	return st
 }

@@ -17,6 +17,28 @@ func loadConfig(path string) (device.Config, error) {
 	return device.LoadConfig(path, envWithFile(filepath.Join(filepath.Dir(path), "env")))
 }
 
+// agentConfig loads the agent's config for a command that can do without one: path (a
+// --config flag or $POSAGENT_CONFIG), else defaultConfigFile when it exists. found is
+// false when there is none, or when the default one does not load (the command's own
+// defaults stand); a config the user named that does not load is an error.
+func agentConfig(path string) (cfg device.Config, found bool, err error) {
+	explicit := path != ""
+	if !explicit {
+		if _, err := os.Stat(defaultConfigFile); err != nil {
+			return cfg, false, nil
+		}
+		path = defaultConfigFile
+	}
+	cfg, err = loadConfig(path)
+	switch {
+	case err != nil && explicit:
+		return cfg, false, err
+	case err != nil:
+		return cfg, false, nil
+	}
+	return cfg, true, nil
+}
+
 // envWithFile returns a getenv that falls back to the KEY=VALUE lines of file (ignored
 // when it cannot be read: the caller's own errors then name what is missing).
 func envWithFile(file string) func(string) string {

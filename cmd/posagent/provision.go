@@ -174,14 +174,9 @@ func (m *Main) provision(ctx context.Context, o provisionOptions) error {
 	if err != nil {
 		return err
 	}
-	client, err := uplink.New(b.AcquirerURL, b.Terminal, key)
+	client, err := bundleClient(b, key, o.configDir)
 	if err != nil {
 		return err
-	}
-	if b.CAPEM != "" {
-		if err := client.SetTLS(uplink.TLSOptions{CAFile: caPath}); err != nil {
-			return err
-		}
 	}
 	client.MaxAttempts = 1
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -239,15 +234,9 @@ func (m *Main) moveJournal(ctx context.Context, o provisionOptions, b wire.Bundl
 	err = j.Rekey(ctx, next)
 	if errors.Is(err, offline.ErrUnsent) {
 		// Upload what waits, under the key it was written with, and try again.
-		client, cerr := uplink.New(b.AcquirerURL, b.Terminal, old)
+		client, cerr := bundleClient(b, old, o.configDir)
 		if cerr != nil {
 			return nil, cerr
-		}
-		if b.CAPEM != "" {
-			ca := filepath.Join(o.configDir, "acquirer-ca.pem")
-			if cerr := client.SetTLS(uplink.TLSOptions{CAFile: ca}); cerr != nil {
-				return nil, cerr
-			}
 		}
 		uctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		rep, serr := (&uplink.Syncer{Journal: j, Client: client, Key: old}).Once(uctx)
@@ -269,6 +258,21 @@ func (m *Main) moveJournal(ctx context.Context, o provisionOptions, b wire.Bundl
 	}
 	ok = true
 	return func() { lock.Release() }, nil
+}
+
+// bundleClient is a client of the bundle's acquirer signing with key, trusting the
+// bundle's CA (written to DIR/acquirer-ca.pem) when it has one.
+func bundleClient(b wire.Bundle, key *offline.Key, configDir string) (*uplink.Client, error) {
+	client, err := uplink.New(b.AcquirerURL, b.Terminal, key)
+	if err != nil {
+		return nil, err
+	}
+	if b.CAPEM != "" {
+		if err := client.SetTLS(uplink.TLSOptions{CAFile: filepath.Join(configDir, "acquirer-ca.pem")}); err != nil {
+			return nil, err
+		}
+	}
+	return client, nil
 }
 
 // provisionEnv returns the env file at path with set's variables set (other lines kept)

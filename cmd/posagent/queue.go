@@ -45,19 +45,12 @@ func (f *queueFlags) fromConfig() error {
 	if f.journalSet && (f.keySet || f.keyFile != "") {
 		return nil
 	}
-	path, explicit := f.config, f.config != ""
-	if path == "" {
-		if _, err := os.Stat(defaultConfigFile); err != nil {
-			return nil
-		}
-		path = defaultConfigFile
-	}
-	cfg, err := loadConfig(path)
+	cfg, found, err := agentConfig(f.config)
 	if err != nil {
-		if !explicit {
-			return nil // the built-in defaults stand
-		}
 		return withHint(err, "fix the config, or give the journal with --journal")
+	}
+	if !found {
+		return nil // the built-in defaults stand
 	}
 	if !f.journalSet && cfg.Journal != "" {
 		f.journal = cfg.Journal

@@ -59,30 +59,22 @@ Exit status: 0 everything was sent and acknowledged, 1 something failed or was r
 			// What the command line and the environment leave out comes from the agent's
 			// config (and the env file beside it), as on a provisioned terminal.
 			if acquirerURL == "" || keyFile == "" || (!cmd.Flags().Changed("journal") && os.Getenv("POSAGENT_JOURNAL") == "") {
-				path, explicit := configPath, configPath != ""
-				if path == "" {
-					if _, err := os.Stat(defaultConfigFile); err == nil {
-						path = defaultConfigFile
-					}
+				cfg, found, err := agentConfig(configPath)
+				if err != nil {
+					return withHint(err, "fix the config, or give --acquirer, --key-file and --journal")
 				}
-				if path != "" {
-					cfg, err := loadConfig(path)
-					switch {
-					case err != nil && explicit:
-						return withHint(err, "fix the config, or give --acquirer, --key-file and --journal")
-					case err == nil:
-						if acquirerURL == "" {
-							acquirerURL = cfg.Acquirer.URL
-						}
-						if keyFile == "" {
-							keyFile = cfg.KeyFile
-						}
-						if !cmd.Flags().Changed("journal") && os.Getenv("POSAGENT_JOURNAL") == "" && cfg.Journal != "" {
-							journal = cfg.Journal
-						}
-						if terminal == "" {
-							terminal = cfg.Terminal
-						}
+				if found {
+					if acquirerURL == "" {
+						acquirerURL = cfg.Acquirer.URL
+					}
+					if keyFile == "" {
+						keyFile = cfg.KeyFile
+					}
+					if !cmd.Flags().Changed("journal") && os.Getenv("POSAGENT_JOURNAL") == "" && cfg.Journal != "" {
+						journal = cfg.Journal
+					}
+					if terminal == "" {
+						terminal = cfg.Terminal
 					}
 				}
 			}

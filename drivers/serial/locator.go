@@ -1,7 +1,9 @@
 package serial
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -88,4 +90,18 @@ func errNotFound(l Locator, cause error) error {
 		return fmt.Errorf("%s: %w: %v", l.describe(), ErrNotFound, cause)
 	}
 	return fmt.Errorf("%s: %w", l.describe(), ErrNotFound)
+}
+
+// ResolveNode follows the links of a device path (a by-id or by-path name, a udev
+// symlink) to the device node it names now: ErrNotFound when nothing is there. The other
+// transports (drivers/hid, drivers/usblp) locate their path forms with it.
+func ResolveNode(path string) (string, error) {
+	name, err := filepath.EvalSymlinks(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("%s: %w", path, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return name, nil
 }

@@ -118,14 +118,7 @@ func List() ([]Device, error) {
 // resolve finds the device node the locator names now.
 func resolve(l Locator) (string, error) {
 	if l.Path != "" {
-		name, err := filepath.EvalSymlinks(l.Path)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return "", fmt.Errorf("%s: %w", l.Path, serial.ErrNotFound)
-			}
-			return "", fmt.Errorf("%s: %w", l.Path, err)
-		}
-		return name, nil
+		return serial.ResolveNode(l.Path)
 	}
 	devs, err := List()
 	if err != nil {

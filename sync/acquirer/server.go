@@ -34,10 +34,11 @@ import (
 // defines the chain; VerifyJournalRecord is that definition.
 type ChainVerifier func(secret []byte, rec wire.Record) string
 
-// retiredSecrets is what a store offers when terminals' secrets can be rotated: the
-// replaced secret while the rotation's grace lasts (SQLite and Postgres do).
-type retiredSecrets interface {
-	RetiredSecret(ctx context.Context, terminal string) ([]byte, error)
+// chainSecreter is what a store offers when terminals' secrets can be rotated: the current
+// secret and the replaced one while the rotation's grace lasts, in one lookup (SQLite and
+// Postgres do).
+type chainSecreter interface {
+	ChainSecrets(ctx context.Context, terminal string) (current, retired []byte, err error)
 }
 
 // Options configure a Server. The zero value of each field is a sensible default.
@@ -534,20 +535,21 @@ func (s *Server) batch(w http.ResponseWriter, r request) int {
 			return writeError(w, http.StatusUnprocessableEntity, wire.CodeInvalid, fmt.Sprintf("records[%d]: hash, mac and prev_hash must be 64 hex digits", i))
 		}
 	}
-	var secret []byte
-	if s.opts.VerifyChain != nil {
-		var err error
-		if secret, err = s.store.ProvisionedSecret(r.Context(), r.terminal); err != nil {
-			return s.storeError(w, "batch", err)
-		}
-		defer clear(secret)
-	}
 	// Records journaled before a rotation carry the replaced secret's MACs: accepted under
 	// it while the rotation's grace lasts. Looked up here, not inside StoreBatch's
 	// transaction, which may hold the store's only connection.
-	var retired []byte
-	if rs, ok := s.store.(retiredSecrets); ok && s.opts.VerifyChain != nil {
-		retired, _ = rs.RetiredSecret(r.Context(), r.terminal)
+	var secret, retired []byte
+	if s.opts.VerifyChain != nil {
+		var err error
+		if cs, ok := s.store.(chainSecreter); ok {
+			secret, retired, err = cs.ChainSecrets(r.Context(), r.terminal)
+		} else {
+			secret, err = s.store.ProvisionedSecret(r.Context(), r.terminal)
+		}
+		if err != nil {
+			return s.storeError(w, "batch", err)
+		}
+		defer clear(secret)
 		defer clear(retired)
 	}
 	check := func(prev *wire.Record, rec wire.Record) string {

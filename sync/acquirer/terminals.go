@@ -92,21 +92,35 @@ func currentSecret(ctx context.Context, q querier, d dialect, aead cipher.AEAD, 
 // previousSigningKey is signing.PreviousKeys for both stores: the signing key of the secret
 // the last rotation replaced, while its grace lasts; signing.ErrUnknown otherwise.
 func previousSigningKey(ctx context.Context, q querier, d dialect, aead cipher.AEAD, now time.Time, terminal string) ([]byte, error) {
-	r, err := readTerminal(ctx, q, d, terminal)
-	if err != nil {
-		return nil, err
-	}
-	if len(r.prev) == 0 || now.UnixMilli() >= r.prevUntil {
-		return nil, signing.ErrUnknown
-	}
-	secret, err := unsealSecret(aead, terminal, r.prev)
+	secret, err := retiredSecret(ctx, q, d, aead, now, terminal)
 	if err != nil {
 		return nil, err
 	}
 	return signingKeyOf(terminal, secret)
 }
 
-// retiredSecret is RetiredSecret for both stores: the secret the last rotation replaced,
+// chainSecrets is ChainSecrets for both stores, from one read of the terminal's row: the
+// current secret, and the one the last rotation replaced while its grace lasts (nil
+// otherwise). A revoked terminal is ErrRevoked.
+func chainSecrets(ctx context.Context, q querier, d dialect, aead cipher.AEAD, now time.Time, terminal string) (current, retired []byte, err error) {
+	r, err := readTerminal(ctx, q, d, terminal)
+	if err != nil {
+		return nil, nil, err
+	}
+	if current, err = unsealSecret(aead, terminal, r.secret); err != nil {
+		return nil, nil, err
+	}
+	if len(r.prev) == 0 || now.UnixMilli() >= r.prevUntil {
+		return current, nil, nil
+	}
+	if retired, err = unsealSecret(aead, terminal, r.prev); err != nil {
+		clear(current)
+		return nil, nil, err
+	}
+	return current, retired, nil
+}
+
+// retiredSecret is the retired secret for both stores: the secret the last rotation replaced,
 // while its grace lasts; signing.ErrUnknown otherwise.
 func retiredSecret(ctx context.Context, q querier, d dialect, aead cipher.AEAD, now time.Time, terminal string) ([]byte, error) {
 	r, err := readTerminal(ctx, q, d, terminal)
@@ -216,10 +230,10 @@ func (s *SQLite) RevokeTerminal(ctx context.Context, terminal string) error {
 	return revokeTerminal(ctx, s.db, sqliteSQL, s.now(), terminal)
 }
 
-// RetiredSecret returns the secret the last rotation replaced while its grace lasts
-// (signing.ErrUnknown otherwise): records journaled under it are still accepted then.
-func (s *SQLite) RetiredSecret(ctx context.Context, terminal string) ([]byte, error) {
-	return retiredSecret(ctx, s.db, sqliteSQL, s.aead, s.now(), terminal)
+// ChainSecrets returns the terminal's secret and the one the last rotation replaced while
+// its grace lasts (nil otherwise): records journaled under either are accepted.
+func (s *SQLite) ChainSecrets(ctx context.Context, terminal string) (current, retired []byte, err error) {
+	return chainSecrets(ctx, s.db, sqliteSQL, s.aead, s.now(), terminal)
 }
 
 // PreviousSecret implements signing.PreviousKeys.
@@ -242,10 +256,10 @@ func (s *Postgres) RevokeTerminal(ctx context.Context, terminal string) error {
 	return revokeTerminal(ctx, s.db, postgresSQL, s.now(), terminal)
 }
 
-// RetiredSecret returns the secret the last rotation replaced while its grace lasts
-// (signing.ErrUnknown otherwise): records journaled under it are still accepted then.
-func (s *Postgres) RetiredSecret(ctx context.Context, terminal string) ([]byte, error) {
-	return retiredSecret(ctx, s.db, postgresSQL, s.aead, s.now(), terminal)
+// ChainSecrets returns the terminal's secret and the one the last rotation replaced while
+// its grace lasts (nil otherwise): records journaled under either are accepted.
+func (s *Postgres) ChainSecrets(ctx context.Context, terminal string) (current, retired []byte, err error) {
+	return chainSecrets(ctx, s.db, postgresSQL, s.aead, s.now(), terminal)
 }
 
 // PreviousSecret implements signing.PreviousKeys.
